@@ -69,8 +69,8 @@ type Listener struct {
 	IdleTimeout         time.Duration `yaml:"idle_timeout"`
 	CommitTimeout       time.Duration `yaml:"commit_timeout"`
 	WriteTimeout        time.Duration `yaml:"write_timeout"`
-	Allow               []string      `yaml:"allow"` // CIDRs; empty = everyone. See AllowPrefixes.
-	TLS                 *ServerTLS    `yaml:"tls"`   // nil = plain TCP
+	Allow               []string      `yaml:"allow"`         // CIDRs; empty = everyone. See AllowPrefixes.
+	TLS                 *ServerTLS    `yaml:"tls"`           // nil = plain TCP
 	DedupeWindow        time.Duration `yaml:"dedupe_window"` // 0 = no dedupe
 }
 
