@@ -136,7 +136,7 @@ func TestClientContextCancel(t *testing.T) {
 		return ackFor(req.Frame, "AA"), nil
 	})})
 	t.Cleanup(func() { close(release) }) // runs before startServer's Shutdown
-	c := &Client{Addr: addr} // default AckTimeout: 30s; only ctx can end this quickly
+	c := &Client{Addr: addr}             // default AckTimeout: 30s; only ctx can end this quickly
 	t.Cleanup(func() { c.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {

@@ -177,4 +177,3 @@ func summary(ack []byte) string {
 	line := ack[max(bytes.Index(ack, []byte("MSA|")), 0):]
 	return string(field(firstLine(line), '|', 1)) + ":" + string(ctl)
 }
-
