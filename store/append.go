@@ -1,0 +1,254 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Limits on caller-supplied names, far above real use, well below bbolt's key limit.
+const (
+	maxNameLen       = 255     // destination and route names
+	maxIndexedCtrlID = 256     // control IDs longer than this are indexed by their prefix
+	maxDedupeKeyLen  = 1024    // longer app/facility/control ID triples are hashed
+	maxRawLen        = 1 << 30 // one message
+)
+
+// A Target is one destination a message was routed to, and the route that chose it.
+type Target struct{ Destination, Route string }
+
+// A Message is what ingest appends: the raw bytes exactly as received and the
+// header summary the caller parsed. The store does not parse HL7.
+type Message struct {
+	Raw      []byte
+	Received time.Time
+	Listener string
+	Peer     string
+	Charset  string // the charset used to decode the message
+
+	ControlID       string // MSH-10
+	Type, Event     string // MSH-9.1, MSH-9.2
+	SendingApp      string // MSH-3
+	SendingFacility string // MSH-4
+	PatientID       string // PID-3 first identifier, if any
+
+	// ContentHash identifies the content for dedupe (MSH-7 excluded; the caller
+	// computes it, e.g. hl7.Message.ContentHash).
+	ContentHash [32]byte
+	// DedupeWindow: a message with the same SendingApp, SendingFacility and
+	// ControlID appended less than this long before is looked at; 0 = no
+	// dedupe for this message (neither checked nor recorded).
+	DedupeWindow time.Duration
+
+	// Targets get one queue entry each, in this order; empty = unrouted.
+	Targets []Target
+}
+
+// AppendResult is the outcome for one appended message.
+type AppendResult struct {
+	// Seq is the message's sequence number; for a duplicate, the original's.
+	Seq uint64
+	// Duplicate: same sender and control ID with the same content inside the
+	// window; nothing was stored or queued.
+	Duplicate bool
+	// ReusedControlID: same sender and control ID inside the window but other
+	// content; the message was stored under a new Seq, PreviousSeq is the other.
+	ReusedControlID bool
+	PreviousSeq     uint64
+}
+
+// Append stores msgs in one transaction shared with concurrent callers (group
+// commit: one fsync for all of them) and returns once the outcome is known. A
+// nil error means every message is on disk; a *CommitError means none of this
+// batch may be assumed stored. Dedupe is decided inside the transaction, so two
+// copies in the same call or the same batch are caught.
+//
+// ctx bounds only the wait to enter a batch; once queued, Append waits for the
+// commit. Below Options.MinFreeBytes it fails at once with ErrLowDiskSpace.
+// Append does not keep msgs after it returns.
+func (s *Store) Append(ctx context.Context, msgs []Message) ([]AppendResult, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	var size int
+	for i := range msgs {
+		if err := validateMessage(&msgs[i]); err != nil {
+			return nil, err
+		}
+		size += len(msgs[i].Raw)
+	}
+	if s.space.low() {
+		return nil, ErrLowDiskSpace
+	}
+	res := make([]AppendResult, len(msgs))
+	o := &op{}
+	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, res) }
+	if err := s.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	s.space.wrote(size)
+	return res, nil
+}
+
+func validateMessage(m *Message) error {
+	if len(m.Raw) > maxRawLen {
+		return fmt.Errorf("store: append: %w: message of %d bytes", ErrInvalid, len(m.Raw))
+	}
+	for i, t := range m.Targets {
+		if t.Destination == "" || len(t.Destination) > maxNameLen || len(t.Route) > maxNameLen {
+			return fmt.Errorf("store: append: %w: target %d: destination and route names must be 1..%d bytes", ErrInvalid, i, maxNameLen)
+		}
+	}
+	return nil
+}
+
+// appendMessages writes msgs and fills res. It is re-run from scratch if the
+// batch transaction is retried.
+func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
+	tx := c.tx
+	mb, db, cb, qb := tx.Bucket(bMsg), tx.Bucket(bDedupe), tx.Bucket(bCtrl), tx.Bucket(bQueue)
+	// bbolt keeps the key and value slices given to Put until the commit: every
+	// Put below gets its own buffer.
+	var qids [8]uint64
+	for i := range msgs {
+		m := &msgs[i]
+		res[i] = AppendResult{}
+		dedupe := m.DedupeWindow > 0 && m.ControlID != ""
+		recv := m.Received
+		if recv.IsZero() {
+			recv = time.Unix(0, c.now)
+		}
+		var key []byte
+		if dedupe {
+			key = dedupeKey(nil, m)
+			if v := db.Get(key); len(v) == 48 {
+				prevSeq := binary.BigEndian.Uint64(v)
+				expiry := int64(binary.BigEndian.Uint64(v[40:]))
+				if recv.UnixNano() < expiry {
+					if bytes.Equal(v[8:40], m.ContentHash[:]) {
+						res[i] = AppendResult{Seq: prevSeq, Duplicate: true}
+						continue
+					}
+					res[i].ReusedControlID = true
+					res[i].PreviousSeq = prevSeq
+				}
+			}
+		}
+		seq, err := mb.NextSequence()
+		if err != nil {
+			return err
+		}
+		res[i].Seq = seq
+
+		ids := qids[:0]
+		for _, t := range m.Targets {
+			id, err := c.enqueue(qb, t.Destination, t.Route, seq)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		mm := *m
+		mm.Received = recv
+		buf := encodeMessage(make([]byte, 0, encodedSize(&mm)), &mm, ids)
+		if err := mb.Put(u64key(seq), buf); err != nil {
+			return err
+		}
+		if dedupe {
+			v := make([]byte, 0, 48)
+			v = binary.BigEndian.AppendUint64(v, seq)
+			v = append(v, m.ContentHash[:]...)
+			v = binary.BigEndian.AppendUint64(v, uint64(recv.Add(m.DedupeWindow).UnixNano()))
+			if err := db.Put(key, v); err != nil {
+				return err
+			}
+		}
+		if m.ControlID != "" {
+			if err := cb.Put(ctrlKey(m.ControlID, seq), nil); err != nil {
+				return err
+			}
+		}
+		if err := c.indexTime(recv, seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueue adds a queue entry for seq at the tail of dest's queue.
+func (c *txCtx) enqueue(qb *bolt.Bucket, dest, route string, seq uint64) (uint64, error) {
+	q, err := qb.CreateBucketIfNotExists([]byte(dest))
+	if err != nil {
+		return 0, err
+	}
+	id, err := q.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	if err := q.Put(u64key(id), encodeQueueEntry(seq, c.now, route)); err != nil {
+		return 0, err
+	}
+	c.addPending(dest, 1)
+	return id, nil
+}
+
+// indexTime records seq as the first message of its second, once per second.
+func (c *txCtx) indexTime(recv time.Time, seq uint64) error {
+	sec := recv.Unix()
+	tb := c.tx.Bucket(bTime)
+	if c.lastSec < 0 {
+		c.lastSec = 0
+		if k, _ := tb.Cursor().Last(); len(k) == 8 {
+			c.lastSec = int64(binary.BigEndian.Uint64(k))
+		}
+	}
+	if sec <= c.lastSec {
+		return nil
+	}
+	c.lastSec = sec
+	return tb.Put(u64key(uint64(sec)), u64key(seq))
+}
+
+// dedupeKey is the (sending app, sending facility, control ID) triple, length-
+// prefixed so that no two triples share a key (first byte 0); very long triples
+// are hashed (first byte 1).
+func dedupeKey(dst []byte, m *Message) []byte {
+	n := len(m.SendingApp) + len(m.SendingFacility) + len(m.ControlID)
+	if n > maxDedupeKeyLen {
+		h := sha256.New()
+		for _, f := range []string{m.SendingApp, m.SendingFacility, m.ControlID} {
+			h.Write(binary.AppendUvarint(nil, uint64(len(f))))
+			h.Write([]byte(f))
+		}
+		return h.Sum(append(dst, 1))
+	}
+	dst = append(dst, 0)
+	for _, f := range []string{m.SendingApp, m.SendingFacility, m.ControlID} {
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+	}
+	return dst
+}
+
+// ctrlKey is the control-ID index key: length, (prefix of) control ID, seq.
+func ctrlKey(ctrl string, seq uint64) []byte {
+	p := ctrlPrefix(ctrl)
+	return binary.BigEndian.AppendUint64(p, seq)
+}
+
+func ctrlPrefix(ctrl string) []byte {
+	if len(ctrl) > maxIndexedCtrlID {
+		ctrl = ctrl[:maxIndexedCtrlID]
+	}
+	k := make([]byte, 0, 2+len(ctrl)+8)
+	k = binary.AppendUvarint(k, uint64(len(ctrl)))
+	return append(k, ctrl...)
+}

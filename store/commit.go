@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// An op is one caller's write, applied inside a shared transaction.
+//
+// apply must do every check that can fail for the caller's own reasons (not
+// found, already queued) before its first write, and report such a failure by
+// setting o.err and returning nil: the batch goes on. A non-nil return means a
+// write failed and the transaction is unusable; the batch is then retried
+// without this op.
+type op struct {
+	apply func(c *txCtx) error
+	err   error
+	broke bool      // apply failed a write; left out of the retried transaction
+	wake  chan bool // true: you lead the next batch; false: your batch is done
+}
+
+// txCtx is the state of one batch transaction.
+type txCtx struct {
+	tx      *bolt.Tx
+	s       *Store
+	now     int64            // unix nanoseconds at the start of the batch
+	deltas  map[string]int64 // pending-count changes per destination, written once at the end
+	lastSec int64            // last second in the time index; -1 = not loaded
+}
+
+// groupCommit is the leader/follower batching of writers. The first caller to
+// arrive when nobody commits becomes leader and commits at once; callers who
+// arrive meanwhile queue up, and when the leader's commit is done the first of
+// them leads the next batch, holding everyone who queued until then. No
+// goroutine or timer of its own: one writer alone pays exactly one commit.
+type groupCommit struct {
+	mu       sync.Mutex
+	idle     sync.Cond // signalled when leading becomes false
+	pending  []*op
+	spare    []*op
+	leading  bool
+	closed   bool
+	max      int
+	hasSpace chan struct{} // closed when the leader takes a full batch; nil if nobody waits
+}
+
+func (g *groupCommit) init(max int) {
+	g.idle.L = &g.mu
+	g.max = max
+}
+
+// close refuses new ops and waits until the batch in flight and every op queued
+// before it are committed. It returns false if already closed.
+func (g *groupCommit) close() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.closed = true
+	if g.hasSpace != nil {
+		close(g.hasSpace)
+		g.hasSpace = nil
+	}
+	for g.leading {
+		g.idle.Wait()
+	}
+	return true
+}
+
+// submit runs o in the next batch and returns once its outcome is known. ctx
+// bounds only the wait for room in a batch; once queued, the caller waits for
+// the commit whatever ctx says, so it never mistakes a stored write for a lost
+// one.
+func (s *Store) submit(ctx context.Context, o *op) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	g := &s.gc
+	g.mu.Lock()
+	for !g.closed && len(g.pending) >= g.max {
+		if g.hasSpace == nil {
+			g.hasSpace = make(chan struct{})
+		}
+		ch := g.hasSpace
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		g.mu.Lock()
+	}
+	if g.closed {
+		g.mu.Unlock()
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		g.mu.Unlock()
+		return err
+	}
+	g.pending = append(g.pending, o)
+	if g.leading {
+		if o.wake == nil {
+			o.wake = make(chan bool, 1)
+		}
+		g.mu.Unlock()
+		if !<-o.wake {
+			return o.err
+		}
+	} else {
+		g.leading = true
+		g.mu.Unlock()
+	}
+	s.lead(o)
+	return o.err
+}
+
+// lead commits every queued op (self among them), wakes their callers and
+// hands leadership to the first op that queued meanwhile.
+func (s *Store) lead(self *op) {
+	g := &s.gc
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = g.spare[:0]
+	g.spare = nil
+	if g.hasSpace != nil {
+		close(g.hasSpace)
+		g.hasSpace = nil
+	}
+	g.mu.Unlock()
+
+	s.commitBatch(batch)
+
+	for i, o := range batch {
+		if o != self {
+			o.wake <- false
+		}
+		batch[i] = nil
+	}
+	g.mu.Lock()
+	g.spare = batch[:0]
+	if len(g.pending) > 0 {
+		next := g.pending[0]
+		g.mu.Unlock()
+		next.wake <- true
+		return
+	}
+	g.leading = false
+	g.idle.Broadcast()
+	g.mu.Unlock()
+}
+
+// commitBatch applies the ops in one transaction and commits it (one fsync
+// pair). Every op's err is set to its outcome.
+func (s *Store) commitBatch(batch []*op) {
+	fail := func(err error) {
+		ce := &CommitError{Err: err}
+		for _, o := range batch {
+			if o.err == nil {
+				o.err = ce
+			}
+		}
+	}
+	if s.broken {
+		if err := s.reopen(); err != nil {
+			fail(err)
+			return
+		}
+		s.broken = false
+	}
+	for {
+		retry, err := s.tryBatch(batch)
+		if err != nil {
+			s.broken = true
+			s.log.Error("store: commit failed; the file is reopened before the next write",
+				zap.Int("ops", len(batch)), zap.Error(err))
+			fail(err)
+			return
+		}
+		if !retry {
+			return
+		}
+	}
+}
+
+// tryBatch runs one transaction over the ops still without an error. It
+// returns retry=true after an op broke the transaction (that op keeps its
+// error; the others run again), and a non-nil error when the transaction as a
+// whole failed to begin or commit.
+func (s *Store) tryBatch(batch []*op) (retry bool, err error) {
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil {
+		return false, ErrClosed
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return false, fmt.Errorf("begin: %w", err)
+	}
+	c := txCtx{tx: tx, s: s, now: s.now().UnixNano(), lastSec: -1}
+	for _, o := range batch {
+		if o.broke {
+			continue
+		}
+		o.err = nil
+		if err := o.apply(&c); err != nil {
+			_ = tx.Rollback()
+			o.err = fmt.Errorf("store: write: %w", err)
+			o.broke = true
+			// The others' outcomes were decided on writes that are now rolled
+			// back: run them again.
+			for _, other := range batch {
+				if !other.broke {
+					other.err = nil
+				}
+			}
+			return true, nil
+		}
+	}
+	if err := c.flush(); err != nil {
+		_ = tx.Rollback()
+		return false, err
+	}
+	if err := s.fault.commitFault(); err != nil {
+		_ = tx.Rollback()
+		return false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return false, err
+	}
+	s.commits.Add(1)
+	s.committedOps.Add(uint64(len(batch)))
+	return false, nil
+}
+
+// flush writes the per-destination count changes accumulated in the batch.
+func (c *txCtx) flush() error {
+	for dest, d := range c.deltas {
+		if d == 0 {
+			continue
+		}
+		b := c.tx.Bucket(bDest)
+		st := decodeDestState(b.Get([]byte(dest)))
+		n := int64(st.count) + d
+		if n < 0 {
+			n = 0
+		}
+		st.count = uint64(n)
+		if err := b.Put([]byte(dest), st.encode()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *txCtx) addPending(dest string, d int64) {
+	if c.deltas == nil {
+		c.deltas = make(map[string]int64, 4)
+	}
+	c.deltas[dest] += d
+}

@@ -1,0 +1,60 @@
+// Package store is mllpd's durable state in one bbolt file: the message log,
+// the dedupe index, one queue per destination with delivery records and dead
+// letters, the rejected log, retention, a free-space guard, hot backup and
+// admin queries. Only this package touches bbolt.
+//
+// # Invariants
+//
+//   - A nil error from Append means the messages are fsynced (bbolt NoSync is
+//     off). A *CommitError means nothing of that batch may be assumed stored;
+//     the file is closed and reopened before the next write, because after a
+//     failed fsync Linux may have dropped the dirty pages and a later fsync
+//     would succeed over missing data.
+//   - Every write (Append, Record, Requeue, AddRejected, SetBlocked, prune
+//     chunks) goes through one leader/follower group commit: the first caller
+//     to arrive while nobody commits commits at once; callers arriving meanwhile
+//     form the next batch, led by the first of them. Many writers share one
+//     transaction and one fsync pair; a lone writer waits for no timer. bbolt's
+//     db.Batch is not used (its timer delays every lone sender).
+//   - A message, its dedupe entry, its control-ID and time index entries and one
+//     queue entry per target are written in the same transaction. Dedupe is
+//     decided inside it, so two copies in one batch are caught.
+//   - Sequence numbers and queue IDs come from bbolt bucket sequences: they
+//     increase, are never reused, and may skip a value after a failed commit.
+//   - Nothing in memory grows with queue depth or log size: queue positions and
+//     pending counts are kept in the file; in memory are only the batch being
+//     committed and a cached free-space figure.
+//   - Values read from bbolt are copied before a transaction ends; the records
+//     returned by this package never alias the file.
+//   - A message leaves the log only through Prune, and only when every
+//     destination has it delivered or its dead letter purged.
+//
+// # Layout (schema version 1)
+//
+// Buckets: meta (schema version, rejected-log counters), msg (seq -> message:
+// header summary, targets with their queue IDs, raw bytes; compact binary
+// encoding), dedupe (sending app, facility, control ID -> seq, content hash,
+// expiry), ctrl (control ID, seq), time (unix second -> first seq of that
+// second), queue/<dest> (queue ID -> seq, route, time), dest (dest -> pending
+// count, blocked mark), delivery (seq, dest -> attempts and downstream answers;
+// absent while a message was never tried), dead/<dest> (ID -> dead letter) and
+// rejected (ID -> rejected input).
+//
+// # Durability settings
+//
+// NoSync is off. NoFreelistSync is on with the hashmap freelist, as etcd runs
+// bbolt: the freelist is derived data, so it is not written at every commit;
+// after an unclean stop bbolt rebuilds it by scanning the file at Open (time
+// proportional to the file's size, never data lost).
+//
+// # Fault injection (tests only)
+//
+// Builds with the faultinject tag add SetCommitFault(s, f), which runs f before
+// every commit (an error fails the commit, blocking stalls it), and honour the
+// environment variable MLLPD_FAULT_FILE=path: while that file contains "fail"
+// every commit fails with a *CommitError; while it contains "stall" commits
+// block until its content changes. Release builds contain neither; their fault
+// hook is an empty function the compiler removes.
+//
+//	go test -race -tags faultinject ./store/
+package store

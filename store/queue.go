@@ -1,0 +1,520 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Paging bounds for the listing methods.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 10000
+	chunkSize       = 1000 // entries moved or deleted per transaction by bulk operations
+)
+
+func pageLimit(n int) int {
+	if n <= 0 {
+		return DefaultPageSize
+	}
+	return min(n, MaxPageSize)
+}
+
+// A QueueEntry is one message waiting for one destination.
+type QueueEntry struct {
+	Destination string
+	ID          uint64 // position in its queue; increases in accept order
+	Seq         uint64
+	Route       string // the route that chose this destination
+	Enqueued    time.Time
+}
+
+// Outcome says what a delivery attempt did to its queue entry.
+type Outcome int
+
+const (
+	// Attempted records a failure; the entry stays at the head of its queue.
+	Attempted Outcome = iota
+	// Delivered records success; the entry leaves the queue.
+	Delivered
+	// DeadLettered moves the entry to its destination's dead letters.
+	DeadLettered
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Attempted:
+		return "attempted"
+	case Delivered:
+		return "delivered"
+	case DeadLettered:
+		return "dead_lettered"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// An Attempt is one delivery try and what the downstream answered.
+type Attempt struct {
+	At           time.Time
+	Outcome      Outcome
+	AckCode      string // MSA-1
+	AckControlID string // MSA-2
+	ErrorCode    string // ERR-3
+	HTTPStatus   int
+	Err          string // transport or classification error; no message content
+	Reason       string // why it was dead-lettered
+}
+
+// isTry reports whether a reached the downstream or tried to: a dead-lettering
+// with no answer and no error (route removed, admin skip) is no attempt.
+func (a *Attempt) isTry() bool {
+	return a.Outcome != DeadLettered || a.AckCode != "" || a.HTTPStatus != 0 || a.Err != ""
+}
+
+// Delivery states.
+const (
+	StatePending   = "pending"   // queued, not delivered yet
+	StateDelivered = "delivered" // the downstream accepted it
+	StateDead      = "dead"      // in the destination's dead letters
+	StateRequeued  = "requeued"  // queued again by an admin resend
+)
+
+// A Delivery is the state of one message for one destination.
+type Delivery struct {
+	Destination, Route string
+	State              string // StatePending, StateDelivered, StateDead, StateRequeued
+	Attempts           int
+	FirstAttempt       time.Time
+	LastAttempt        time.Time
+	DeliveredAt        time.Time
+	AckCode            string // last MSA-1
+	AckControlID       string // last MSA-2
+	ErrorCode          string // last ERR-3
+	HTTPStatus         int
+	LastError          string
+	DeadReason         string
+	QueueID            uint64 // the latest queue entry for this message and destination
+	DeadLetterID       uint64 // the dead letter, while State is StateDead
+}
+
+// A DeadLetter is a message given up on for one destination.
+type DeadLetter struct {
+	Destination string
+	ID          uint64 // position in the destination's dead letters
+	Seq         uint64
+	Route       string
+	Enqueued    time.Time // when it was queued
+	Time        time.Time // when it was dead-lettered
+	Reason      string
+}
+
+func deliveryKey(seq uint64, dest string) []byte {
+	k := make([]byte, 0, 8+len(dest))
+	k = append(u64key(seq), dest...)
+	return k
+}
+
+// Pending returns up to limit entries of dest's queue after afterID, in accept
+// order. A destination never seen has an empty queue.
+func (s *Store) Pending(dest string, afterID uint64, limit int) ([]QueueEntry, error) {
+	limit = pageLimit(limit)
+	var out []QueueEntry
+	err := s.view(func(tx *bolt.Tx) error {
+		q := tx.Bucket(bQueue).Bucket([]byte(dest))
+		if q == nil {
+			return nil
+		}
+		cur := q.Cursor()
+		for k, v := cur.Seek(u64key(afterID + 1)); k != nil && len(out) < limit; k, v = cur.Next() {
+			e, err := decodeQueueEntry(dest, k, v)
+			if err != nil {
+				return fmt.Errorf("store: queue %q entry %x: %w", dest, k, err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PendingCount returns how many entries wait in dest's queue and when the
+// oldest was queued (zero if none). It reads a persisted counter, not the queue.
+func (s *Store) PendingCount(dest string) (n int, oldest time.Time, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		st := decodeDestState(tx.Bucket(bDest).Get([]byte(dest)))
+		n = int(st.count)
+		if q := tx.Bucket(bQueue).Bucket([]byte(dest)); q != nil {
+			if k, v := q.Cursor().First(); k != nil {
+				e, err := decodeQueueEntry(dest, k, v)
+				if err != nil {
+					return err
+				}
+				oldest = e.Enqueued
+			}
+		}
+		return nil
+	})
+	return n, oldest, err
+}
+
+// Record stores the outcome of a delivery attempt for queue entry id of dest.
+// It is group-committed with appends and other records (many per fsync). An
+// entry no longer in the queue (already delivered or dead-lettered) gives
+// ErrNotFound.
+func (s *Store) Record(ctx context.Context, dest string, id uint64, a Attempt) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	o := &op{}
+	o.apply = func(c *txCtx) error {
+		q := c.tx.Bucket(bQueue).Bucket([]byte(dest))
+		var v []byte
+		if q != nil {
+			v = q.Get(u64key(id))
+		}
+		if v == nil {
+			o.err = fmt.Errorf("store: record %q entry %d: %w", dest, id, ErrNotFound)
+			return nil
+		}
+		e, err := decodeQueueEntry(dest, u64key(id), v)
+		if err != nil {
+			o.err = fmt.Errorf("store: record %q entry %d: %w", dest, id, err)
+			return nil
+		}
+		return c.record(q, e, &a)
+	}
+	return s.submit(ctx, o)
+}
+
+// record applies a to queue entry e (still in q).
+func (c *txCtx) record(q *bolt.Bucket, e QueueEntry, a *Attempt) error {
+	db := c.tx.Bucket(bDelivery)
+	dk := deliveryKey(e.Seq, e.Destination)
+	dl := Delivery{Destination: e.Destination, Route: e.Route, State: StatePending, QueueID: e.ID}
+	if v := db.Get(dk); v != nil {
+		if old, err := decodeDelivery(e.Destination, v); err == nil {
+			dl = old
+		}
+	}
+	at := a.At
+	if at.IsZero() {
+		at = time.Unix(0, c.now)
+	}
+	if a.isTry() {
+		dl.Attempts++
+		if dl.FirstAttempt.IsZero() {
+			dl.FirstAttempt = at
+		}
+		dl.LastAttempt = at
+		dl.AckCode, dl.AckControlID, dl.ErrorCode, dl.HTTPStatus = a.AckCode, a.AckControlID, a.ErrorCode, a.HTTPStatus
+		if a.Err != "" || a.Outcome != Delivered {
+			dl.LastError = a.Err
+		}
+	}
+	switch a.Outcome {
+	case Delivered:
+		dl.State = StateDelivered
+		dl.DeliveredAt = at
+		if err := q.Delete(u64key(e.ID)); err != nil {
+			return err
+		}
+		c.addPending(e.Destination, -1)
+	case DeadLettered:
+		id, err := c.deadLetter(e, at, a.Reason)
+		if err != nil {
+			return err
+		}
+		dl.State = StateDead
+		dl.DeadReason = a.Reason
+		dl.DeadLetterID = id
+		if err := q.Delete(u64key(e.ID)); err != nil {
+			return err
+		}
+		c.addPending(e.Destination, -1)
+	}
+	return db.Put(dk, encodeDelivery(&dl))
+}
+
+// deadLetter adds e to its destination's dead letters.
+func (c *txCtx) deadLetter(e QueueEntry, at time.Time, reason string) (uint64, error) {
+	b, err := c.tx.Bucket(bDead).CreateBucketIfNotExists([]byte(e.Destination))
+	if err != nil {
+		return 0, err
+	}
+	id, err := b.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	return id, b.Put(u64key(id), encodeDeadLetter(e.Seq, at, e.Enqueued, e.Route, reason))
+}
+
+// Requeue queues message seq again for dest at the tail of its queue (an admin
+// resend), under route (empty = the route that queued it before). A dead
+// letter of seq for dest is removed. It fails with ErrNotFound for an unknown
+// seq and ErrAlreadyQueued if seq still waits in that queue.
+func (s *Store) Requeue(ctx context.Context, dest string, seq uint64, route string) (QueueEntry, error) {
+	if s.closed.Load() {
+		return QueueEntry{}, ErrClosed
+	}
+	if dest == "" || len(dest) > maxNameLen || len(route) > maxNameLen {
+		return QueueEntry{}, fmt.Errorf("store: requeue: %w: destination and route names must be 1..%d bytes", ErrInvalid, maxNameLen)
+	}
+	var out QueueEntry
+	o := &op{}
+	o.apply = func(c *txCtx) error {
+		v := c.tx.Bucket(bMsg).Get(u64key(seq))
+		if v == nil {
+			o.err = fmt.Errorf("store: requeue message %d: %w", seq, ErrNotFound)
+			return nil
+		}
+		m, err := decodeMessage(v, false)
+		if err != nil {
+			o.err = fmt.Errorf("store: requeue message %d: %w", seq, err)
+			return nil
+		}
+		qb := c.tx.Bucket(bQueue)
+		q := qb.Bucket([]byte(dest))
+		db := c.tx.Bucket(bDelivery)
+		dk := deliveryKey(seq, dest)
+		var dl Delivery
+		have := false
+		if dv := db.Get(dk); dv != nil {
+			if dl, err = decodeDelivery(dest, dv); err == nil {
+				have = true
+			}
+		}
+		queued := func(id uint64) bool { return q != nil && id != 0 && q.Get(u64key(id)) != nil }
+		if have && queued(dl.QueueID) {
+			o.err = fmt.Errorf("store: requeue message %d for %q: %w", seq, dest, ErrAlreadyQueued)
+			return nil
+		}
+		for i, t := range m.Targets {
+			if t.Destination != dest {
+				continue
+			}
+			if !have && queued(m.queueIDs[i]) {
+				o.err = fmt.Errorf("store: requeue message %d for %q: %w", seq, dest, ErrAlreadyQueued)
+				return nil
+			}
+			if route == "" && !have {
+				dl.Route = t.Route
+			}
+		}
+		if route != "" {
+			dl.Route = route
+		}
+		id, err := c.enqueue(qb, dest, dl.Route, seq)
+		if err != nil {
+			return err
+		}
+		if dl.DeadLetterID != 0 {
+			if b := c.tx.Bucket(bDead).Bucket([]byte(dest)); b != nil {
+				if err := b.Delete(u64key(dl.DeadLetterID)); err != nil {
+					return err
+				}
+			}
+		}
+		dl.Destination = dest
+		dl.State = StateRequeued
+		dl.QueueID = id
+		dl.DeadLetterID = 0
+		out = QueueEntry{Destination: dest, ID: id, Seq: seq, Route: dl.Route, Enqueued: time.Unix(0, c.now)}
+		return db.Put(dk, encodeDelivery(&dl))
+	}
+	if err := s.submit(ctx, o); err != nil {
+		return QueueEntry{}, err
+	}
+	return out, nil
+}
+
+// DeadLetterQueue moves every entry of dest's queue to its dead letters with
+// reason (a destination removed by reload: "destination removed"). It works in
+// chunks of transactions, so appends are not held up by a long queue, and
+// returns how many entries it moved.
+func (s *Store) DeadLetterQueue(ctx context.Context, dest, reason string) (int, error) {
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		if s.closed.Load() {
+			return total, ErrClosed
+		}
+		n := 0
+		o := &op{}
+		o.apply = func(c *txCtx) error {
+			n = 0
+			q := c.tx.Bucket(bQueue).Bucket([]byte(dest))
+			if q == nil {
+				return nil
+			}
+			var entries []QueueEntry
+			cur := q.Cursor()
+			for k, v := cur.First(); k != nil && len(entries) < chunkSize; k, v = cur.Next() {
+				e, err := decodeQueueEntry(dest, k, v)
+				if err != nil {
+					return fmt.Errorf("queue %q entry %x: %w", dest, k, err)
+				}
+				entries = append(entries, e)
+			}
+			a := Attempt{Outcome: DeadLettered, Reason: reason}
+			for _, e := range entries {
+				if err := c.record(q, e, &a); err != nil {
+					return err
+				}
+			}
+			n = len(entries)
+			return nil
+		}
+		if err := s.submit(ctx, o); err != nil {
+			return total, err
+		}
+		total += n
+		if n < chunkSize {
+			return total, nil
+		}
+	}
+}
+
+// SetBlocked marks dest's queue blocked with reason (shown to admins). The
+// mark survives restarts until Unblock.
+func (s *Store) SetBlocked(ctx context.Context, dest, reason string) error {
+	return s.setBlocked(ctx, dest, true, reason)
+}
+
+// Unblock clears dest's blocked mark.
+func (s *Store) Unblock(ctx context.Context, dest string) error {
+	return s.setBlocked(ctx, dest, false, "")
+}
+
+func (s *Store) setBlocked(ctx context.Context, dest string, blocked bool, reason string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if dest == "" || len(dest) > maxNameLen {
+		return fmt.Errorf("store: block: %w: destination name must be 1..%d bytes", ErrInvalid, maxNameLen)
+	}
+	o := &op{}
+	o.apply = func(c *txCtx) error {
+		b := c.tx.Bucket(bDest)
+		st := decodeDestState(b.Get([]byte(dest)))
+		st.blocked, st.reason, st.blockedAt = blocked, reason, time.Time{}
+		if blocked {
+			st.blockedAt = time.Unix(0, c.now)
+		}
+		return b.Put([]byte(dest), st.encode())
+	}
+	return s.submit(ctx, o)
+}
+
+// Blocked reports whether dest's queue is blocked, and why.
+func (s *Store) Blocked(dest string) (reason string, blocked bool) {
+	_ = s.view(func(tx *bolt.Tx) error {
+		st := decodeDestState(tx.Bucket(bDest).Get([]byte(dest)))
+		reason, blocked = st.reason, st.blocked
+		return nil
+	})
+	return reason, blocked
+}
+
+// DeadLetters returns up to limit of dest's dead letters after afterID, oldest first.
+func (s *Store) DeadLetters(dest string, afterID uint64, limit int) ([]DeadLetter, error) {
+	limit = pageLimit(limit)
+	var out []DeadLetter
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDead).Bucket([]byte(dest))
+		if b == nil {
+			return nil
+		}
+		cur := b.Cursor()
+		for k, v := cur.Seek(u64key(afterID + 1)); k != nil && len(out) < limit; k, v = cur.Next() {
+			d, err := decodeDeadLetter(dest, k, v)
+			if err != nil {
+				return fmt.Errorf("store: dead letter %q %x: %w", dest, k, err)
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PurgeDeadLetters deletes dest's dead letters older than olderThan (dest ""
+// = every destination) and returns how many it deleted. The messages
+// themselves go with the delivered-message retention once nothing refers to
+// them.
+func (s *Store) PurgeDeadLetters(ctx context.Context, dest string, olderThan time.Time) (int, error) {
+	var dests []string
+	if dest != "" {
+		dests = []string{dest}
+	} else {
+		err := s.view(func(tx *bolt.Tx) error {
+			return tx.Bucket(bDead).ForEachBucket(func(k []byte) error {
+				dests = append(dests, string(k))
+				return nil
+			})
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	total := 0
+	for _, d := range dests {
+		n, err := s.purgeDead(ctx, d, olderThan)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (s *Store) purgeDead(ctx context.Context, dest string, olderThan time.Time) (int, error) {
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		if s.closed.Load() {
+			return total, ErrClosed
+		}
+		n, more := 0, false
+		o := &op{}
+		o.apply = func(c *txCtx) error {
+			n, more = 0, false
+			b := c.tx.Bucket(bDead).Bucket([]byte(dest))
+			if b == nil {
+				return nil
+			}
+			var keys [][]byte
+			cur := b.Cursor()
+			for k, v := cur.First(); k != nil; k, v = cur.Next() {
+				if len(keys) == chunkSize {
+					more = true
+					break
+				}
+				d, err := decodeDeadLetter(dest, k, v)
+				if err == nil && !d.Time.Before(olderThan) {
+					break
+				}
+				keys = append(keys, append([]byte(nil), k...))
+			}
+			for _, k := range keys {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			n = len(keys)
+			return nil
+		}
+		if err := s.submit(ctx, o); err != nil {
+			return total, err
+		}
+		total += n
+		if !more {
+			return total, nil
+		}
+	}
+}

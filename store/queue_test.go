@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func seqsOf(entries []QueueEntry) []uint64 {
+	var out []uint64
+	for _, e := range entries {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+func TestPendingOrderAndPaging(t *testing.T) {
+	clock := newClock()
+	s := openTest(t, Options{Now: clock.Now})
+	for i := range 10 {
+		targets := []Target{{"epic", "adt"}}
+		if i%2 == 0 {
+			targets = append(targets, Target{"lis", "lab"})
+		}
+		mustAppend(t, s, msg("A", "B", fmt.Sprint("c", i), "p", targets...))
+		clock.Add(time.Second)
+	}
+	all, err := s.Pending("epic", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, seqsOf(all)); diff != "" {
+		t.Errorf("epic queue (-want +got):\n%s", diff)
+	}
+	lis, _ := s.Pending("lis", 0, 0)
+	if diff := cmp.Diff([]uint64{1, 3, 5, 7, 9}, seqsOf(lis)); diff != "" {
+		t.Errorf("lis queue (-want +got):\n%s", diff)
+	}
+	if lis[1].Route != "lab" || lis[1].Destination != "lis" {
+		t.Errorf("entry %+v: want route lab, destination lis", lis[1])
+	}
+	page, _ := s.Pending("epic", all[3].ID, 3)
+	if diff := cmp.Diff([]uint64{5, 6, 7}, seqsOf(page)); diff != "" {
+		t.Errorf("page after 4th (-want +got):\n%s", diff)
+	}
+	none, err := s.Pending("never-seen", 0, 10)
+	if err != nil || len(none) != 0 {
+		t.Errorf("unknown destination: %v, %v", none, err)
+	}
+	n, oldest, err := s.PendingCount("lis")
+	if err != nil || n != 5 || !oldest.Equal(newClock().Now()) {
+		t.Errorf("PendingCount(lis) = %d, %v, %v; want 5, %v", n, oldest, err, newClock().Now())
+	}
+}
+
+func TestRecordOutcomes(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 27, 13, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name        string
+		attempts    []Attempt
+		wantPending int
+		wantDead    int
+		want        Delivery
+	}{
+		{
+			name:        "one failure stays queued",
+			attempts:    []Attempt{{At: t0, Outcome: Attempted, Err: "connection refused"}},
+			wantPending: 1,
+			want:        Delivery{State: StatePending, Attempts: 1, FirstAttempt: t0, LastAttempt: t0, LastError: "connection refused"},
+		},
+		{
+			name: "failures then delivered",
+			attempts: []Attempt{
+				{At: t0, Outcome: Attempted, Err: "timeout"},
+				{At: t0.Add(time.Second), Outcome: Attempted, AckCode: "AE", AckControlID: "c1", ErrorCode: "207"},
+				{At: t0.Add(2 * time.Second), Outcome: Delivered, AckCode: "AA", AckControlID: "c1"},
+			},
+			want: Delivery{State: StateDelivered, Attempts: 3, FirstAttempt: t0, LastAttempt: t0.Add(2 * time.Second),
+				DeliveredAt: t0.Add(2 * time.Second), AckCode: "AA", AckControlID: "c1", LastError: ""},
+		},
+		{
+			name:     "permanent failure to dead letters",
+			attempts: []Attempt{{At: t0, Outcome: DeadLettered, HTTPStatus: 400, Err: "bad request", Reason: "permanent: HTTP 400"}},
+			wantDead: 1,
+			want: Delivery{State: StateDead, Attempts: 1, FirstAttempt: t0, LastAttempt: t0, HTTPStatus: 400,
+				LastError: "bad request", DeadReason: "permanent: HTTP 400", DeadLetterID: 1},
+		},
+		{
+			name:     "route removed is no attempt",
+			attempts: []Attempt{{At: t0, Outcome: DeadLettered, Reason: "route removed"}},
+			wantDead: 1,
+			want:     Delivery{State: StateDead, DeadReason: "route removed", DeadLetterID: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t, Options{})
+			res := mustAppend(t, s, msg("A", "B", "c1", "p", Target{"epic", "adt"}))
+			e, _ := s.Pending("epic", 0, 1)
+			for _, a := range tt.attempts {
+				if err := s.Record(ctx, "epic", e[0].ID, a); err != nil {
+					t.Fatalf("Record(%v): %v", a.Outcome, err)
+				}
+			}
+			rec, err := s.Get(res[0].Seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tt.want
+			want.Destination, want.Route, want.QueueID = "epic", "adt", e[0].ID
+			if diff := cmp.Diff([]Delivery{want}, rec.Deliveries, cmpopts.EquateApproxTime(0)); diff != "" {
+				t.Errorf("deliveries (-want +got):\n%s", diff)
+			}
+			n, _, _ := s.PendingCount("epic")
+			if n != tt.wantPending {
+				t.Errorf("PendingCount = %d, want %d", n, tt.wantPending)
+			}
+			if q, _ := s.Pending("epic", 0, 10); len(q) != tt.wantPending {
+				t.Errorf("Pending has %d entries, want %d", len(q), tt.wantPending)
+			}
+			dead, _ := s.DeadLetters("epic", 0, 10)
+			if len(dead) != tt.wantDead {
+				t.Errorf("%d dead letters, want %d", len(dead), tt.wantDead)
+			}
+			if tt.wantDead == 1 && (dead[0].Seq != res[0].Seq || dead[0].Reason != tt.want.DeadReason || dead[0].Route != "adt") {
+				t.Errorf("dead letter %+v", dead[0])
+			}
+		})
+	}
+}
+
+func TestRecordUnknownEntry(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	mustAppend(t, s, msg("A", "B", "c1", "p", Target{"epic", "adt"}))
+	if err := s.Record(ctx, "epic", 1, Attempt{Outcome: Delivered}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dest string
+		id   uint64
+	}{{"epic", 1}, {"epic", 99}, {"nowhere", 1}} {
+		if err := s.Record(ctx, c.dest, c.id, Attempt{Outcome: Delivered}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Record(%s, %d) = %v, want ErrNotFound", c.dest, c.id, err)
+		}
+	}
+}
+
+func TestRequeue(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	mustAppend(t, s,
+		msg("A", "B", "c1", "p", Target{"epic", "adt"}),
+		msg("A", "B", "c2", "p", Target{"epic", "adt"}),
+		msg("A", "B", "c3", "p"))
+
+	if _, err := s.Requeue(ctx, "epic", 1, ""); !errors.Is(err, ErrAlreadyQueued) {
+		t.Errorf("Requeue of a waiting message = %v, want ErrAlreadyQueued", err)
+	}
+	if _, err := s.Requeue(ctx, "epic", 99, ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Requeue of unknown seq = %v, want ErrNotFound", err)
+	}
+	// Dead-letter seq 1, then resend it: it goes to the tail, its dead letter goes away.
+	if err := s.Record(ctx, "epic", 1, Attempt{Outcome: DeadLettered, Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Requeue(ctx, "epic", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Seq != 1 || e.Route != "adt" || e.ID != 3 {
+		t.Errorf("Requeue = %+v, want seq 1, route adt, id 3", e)
+	}
+	q, _ := s.Pending("epic", 0, 10)
+	if diff := cmp.Diff([]uint64{2, 1}, seqsOf(q)); diff != "" {
+		t.Errorf("queue after requeue (-want +got):\n%s", diff)
+	}
+	if dead, _ := s.DeadLetters("epic", 0, 10); len(dead) != 0 {
+		t.Errorf("dead letters after requeue: %+v", dead)
+	}
+	if _, err := s.Requeue(ctx, "epic", 1, ""); !errors.Is(err, ErrAlreadyQueued) {
+		t.Errorf("second Requeue = %v, want ErrAlreadyQueued", err)
+	}
+	// Backfill an unrouted message to a new destination under a named route.
+	e, err = s.Requeue(ctx, "archive", 3, "backfill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := s.Get(3)
+	if len(rec.Deliveries) != 1 || rec.Deliveries[0].State != StateRequeued || rec.Deliveries[0].Route != "backfill" || rec.Deliveries[0].QueueID != e.ID {
+		t.Errorf("deliveries after backfill: %+v", rec.Deliveries)
+	}
+	if err := s.Record(ctx, "epic", 3, Attempt{Outcome: Delivered, AckCode: "AA"}); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ = s.Get(1)
+	if rec.Deliveries[0].State != StateDelivered {
+		t.Errorf("requeued then delivered: %+v", rec.Deliveries)
+	}
+	if n, _, _ := s.PendingCount("epic"); n != 1 {
+		t.Errorf("epic pending = %d, want 1", n)
+	}
+}
+
+func TestDeadLetterQueue(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	var msgs []Message
+	for i := range chunkSize + 5 { // more than one chunk
+		msgs = append(msgs, msg("A", "B", fmt.Sprint(i), "p", Target{"old", "r"}, Target{"keep", "r"}))
+	}
+	mustAppend(t, s, msgs...)
+	n, err := s.DeadLetterQueue(ctx, "old", "destination removed")
+	if err != nil || n != chunkSize+5 {
+		t.Fatalf("DeadLetterQueue = %d, %v; want %d", n, err, chunkSize+5)
+	}
+	if c, _, _ := s.PendingCount("old"); c != 0 {
+		t.Errorf("old pending = %d", c)
+	}
+	if c, _, _ := s.PendingCount("keep"); c != chunkSize+5 {
+		t.Errorf("keep pending = %d", c)
+	}
+	dead, _ := s.DeadLetters("old", 0, MaxPageSize)
+	if len(dead) != chunkSize+5 || dead[0].Reason != "destination removed" || dead[0].Seq != 1 {
+		t.Errorf("dead letters: %d, first %+v", len(dead), dead[0])
+	}
+	if n, err := s.DeadLetterQueue(ctx, "never", "x"); n != 0 || err != nil {
+		t.Errorf("DeadLetterQueue(unknown) = %d, %v", n, err)
+	}
+}
+
+func TestBlockedSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	mustAppend(t, s, msg("A", "B", "c1", "p", Target{"epic", "adt"}))
+	if err := s.SetBlocked(ctx, "epic", "HTTP 401: check credentials"); err != nil {
+		t.Fatal(err)
+	}
+	s = reopenTest(t, s, Options{})
+	reason, blocked := s.Blocked("epic")
+	if !blocked || reason != "HTTP 401: check credentials" {
+		t.Errorf("Blocked after restart = %q, %v", reason, blocked)
+	}
+	if n, _, _ := s.PendingCount("epic"); n != 1 {
+		t.Errorf("blocking lost the pending count: %d", n)
+	}
+	if err := s.Unblock(ctx, "epic"); err != nil {
+		t.Fatal(err)
+	}
+	if _, blocked := s.Blocked("epic"); blocked {
+		t.Error("still blocked after Unblock")
+	}
+	if _, blocked := s.Blocked("other"); blocked {
+		t.Error("unknown destination blocked")
+	}
+}
+
+func TestPurgeDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	s := openTest(t, Options{Now: clock.Now})
+	mustAppend(t, s,
+		msg("A", "B", "c1", "p", Target{"a", "r"}),
+		msg("A", "B", "c2", "p", Target{"a", "r"}, Target{"b", "r"}))
+	at := clock.Now()
+	for _, d := range []string{"a", "b"} {
+		q, _ := s.Pending(d, 0, 10)
+		for _, e := range q {
+			if err := s.Record(ctx, d, e.ID, Attempt{At: at, Outcome: DeadLettered, Reason: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			at = at.Add(time.Minute)
+		}
+	}
+	// a: t0, t0+1m; b: t0+2m
+	n, err := s.PurgeDeadLetters(ctx, "a", clock.Now().Add(90*time.Second))
+	if err != nil || n != 2 {
+		t.Errorf("purge a = %d, %v; want 2", n, err)
+	}
+	n, err = s.PurgeDeadLetters(ctx, "", clock.Now().Add(time.Minute))
+	if err != nil || n != 0 {
+		t.Errorf("purge all before b's = %d, %v; want 0", n, err)
+	}
+	n, err = s.PurgeDeadLetters(ctx, "", clock.Now().Add(time.Hour))
+	if err != nil || n != 1 {
+		t.Errorf("purge all = %d, %v; want 1", n, err)
+	}
+}
