@@ -164,7 +164,7 @@ func TestCorpus(t *testing.T) {
 
 // edgePolicy is what mllpd answers to the corpus's edge cases.
 var edgePolicy = map[string]string{
-	"028-pythonhl7-nonstandard-separators-minimal.hl7":     "AE", // MSH has only MSH-3: MSH-9 and MSH-10 missing
-	"065-simhospital-adt-a01-8859-1-latin1-byte.hl7":       "AE", // MSH-10 empty
+	"028-pythonhl7-nonstandard-separators-minimal.hl7":      "AE", // MSH has only MSH-3: MSH-9 and MSH-10 missing
+	"065-simhospital-adt-a01-8859-1-latin1-byte.hl7":        "AE", // MSH-10 empty
 	"066-simhospital-blank-segments-and-bad-segment-id.hl7": "AA", // blank segments are a repair; XX is just a segment
 }

@@ -82,7 +82,7 @@ func Prepare(cfg *config.Config) (*Plan, error) {
 
 // Options are what the caller of New supplies besides the config.
 type Options struct {
-	Logger   *zap.Logger           // nil = zap.NewNop()
+	Logger   *zap.Logger          // nil = zap.NewNop()
 	Registry *prometheus.Registry // nil = a new registry
 	// FreeSpace, when set, replaces the statfs reading of the data
 	// directory's free bytes (tests of the free-space guard).
