@@ -73,11 +73,13 @@ type Client struct {
 	// connection and is returned, wrapped in a *SendError.
 	Check func(sent, reply []byte) error
 
-	mu     sync.Mutex
-	nc     net.Conn
-	r      *Reader
-	w      *Writer
-	closed bool
+	mu sync.Mutex // held for a whole Send: one message in flight
+	nc net.Conn   // guarded by mu, and by connMu for writes
+	r  *Reader
+	w  *Writer
+
+	connMu sync.Mutex // lets Close interrupt a Send in progress
+	closed bool       // guarded by connMu
 }
 
 // Send writes msg as one frame and returns the reply frame's payload (a copy
@@ -87,7 +89,7 @@ type Client struct {
 func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.isClosed() {
 		return nil, ErrClientClosed
 	}
 	if c.nc == nil {
@@ -98,9 +100,18 @@ func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 	reply, op, sent, err := c.roundTrip(ctx, msg)
 	if err != nil {
 		c.dropConn()
+		if c.isClosed() {
+			err = ErrClientClosed
+		}
 		return nil, &SendError{Op: op, Addr: c.Addr, Sent: sent, Err: ctxErr(ctx, err)}
 	}
 	return reply, nil
+}
+
+func (c *Client) isClosed() bool {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	return c.closed
 }
 
 func (c *Client) dial(ctx context.Context) error {
@@ -114,6 +125,12 @@ func (c *Client) dial(ctx context.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if c.closed {
+		_ = nc.Close()
+		return ErrClientClosed
 	}
 	c.nc = nc
 	c.r = NewReader(nc, c.MaxFrameBytes)
@@ -176,22 +193,22 @@ func ctxErr(ctx context.Context, err error) error {
 }
 
 func (c *Client) dropConn() {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
 	if c.nc != nil {
 		_ = c.nc.Close()
 		c.nc, c.r, c.w = nil, nil, nil
 	}
 }
 
-// Close closes the connection, if any; later Sends fail with ErrClientClosed.
-// It waits for a Send in progress to end.
+// Close closes the connection, interrupting a Send in progress (which then
+// fails with ErrClientClosed); later Sends fail with ErrClientClosed too.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
 	c.closed = true
-	var err error
-	if c.nc != nil {
-		err = c.nc.Close()
-		c.nc, c.r, c.w = nil, nil, nil
+	if c.nc == nil {
+		return nil
 	}
-	return err
+	return c.nc.Close() // the Send in progress, if any, clears the fields
 }

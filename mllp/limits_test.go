@@ -1,0 +1,168 @@
+package mllp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// sendOne sends one frame on a fresh connection from local and returns the
+// replies received until the server closes.
+func sendOne(t *testing.T, addr, local, ctl string) []string {
+	t.Helper()
+	c := dial(t, addr, local)
+	c.Write([]byte(frame(string(msg(ctl)))))
+	c.CloseWrite()
+	return replies(t, c)
+}
+
+// TestServerPerIPLimit: peers on 127.0.0.2 exhaust their own quota; the
+// well-behaved peer on 127.0.0.1 is still served.
+func TestServerPerIPLimit(t *testing.T) {
+	rec := newRecorder()
+	addr := startServer(t, &Server{Handler: ackHandler, MaxConnsPerIP: 2, OnEvent: rec.record})
+	dial(t, addr, "127.0.0.2")
+	dial(t, addr, "127.0.0.2")
+	rec.wait(t, ConnOpened, 2)
+	refused := dial(t, addr, "127.0.0.2")
+	if got, err := io.ReadAll(refused); len(got) != 0 || err != nil && !isReset(err) {
+		t.Errorf("third connection from 127.0.0.2 read %q, %v; want closed", got, err)
+	}
+	e := rec.wait(t, PerIPLimit, 1)
+	if ap := e.RemoteAddr.(*net.TCPAddr).AddrPort().Addr(); ap != netip.MustParseAddr("127.0.0.2") {
+		t.Errorf("PerIPLimit event for %v, want 127.0.0.2", ap)
+	}
+	if diff := cmp.Diff([]string{"AA:GOOD"}, sendOne(t, addr, "127.0.0.1", "GOOD")); diff != "" {
+		t.Errorf("well-behaved peer (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"AA:OTHER"}, sendOne(t, addr, "127.0.0.3", "OTHER")); diff != "" {
+		t.Errorf("peer on another address (-want +got):\n%s", diff)
+	}
+}
+
+func TestServerAllowList(t *testing.T) {
+	rec := newRecorder()
+	addr := startServer(t, &Server{
+		Handler: ackHandler, OnEvent: rec.record,
+		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("127.0.1.0/24")},
+	})
+	if got := sendOne(t, addr, "127.0.0.9", "DENIED"); len(got) != 0 {
+		t.Errorf("peer outside the allow list got %v", got)
+	}
+	rec.wait(t, PeerDenied, 1)
+	for _, local := range []string{"127.0.0.1", "127.0.1.5"} {
+		if diff := cmp.Diff([]string{"AA:OK"}, sendOne(t, addr, local, "OK")); diff != "" {
+			t.Errorf("allowed peer %s (-want +got):\n%s", local, diff)
+		}
+	}
+	if n := rec.count(PeerDenied); n != 1 {
+		t.Errorf("PeerDenied events = %d, want 1", n)
+	}
+}
+
+// TestServerManyConnections holds 1,000 connections open at once, each with
+// one message answered, then closes them.
+func TestServerManyConnections(t *testing.T) {
+	const n = 1000
+	rec := newRecorder()
+	srv := &Server{Handler: ackHandler, OnEvent: rec.record}
+	addr := startServer(t, srv)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	conns := make(chan net.Conn, n)
+	sem := make(chan struct{}, 100) // bound concurrent dials, not open connections
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := net.DialTimeout("tcp", addr, waitTimeout)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns <- c
+			_ = c.SetDeadline(time.Now().Add(waitTimeout))
+			ctl := fmt.Sprintf("N%04d", i)
+			if _, err := c.Write([]byte(frame(string(msg(ctl))))); err != nil {
+				errs <- err
+				return
+			}
+			p, err := NewReader(c, 0).ReadFrame()
+			if err != nil {
+				errs <- fmt.Errorf("%s: %w", ctl, err)
+				return
+			}
+			if got := summary(p); got != "AA:"+ctl {
+				errs <- fmt.Errorf("reply %s, want AA:%s", got, ctl)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(conns)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := srv.ActiveConns(); got != n {
+		t.Errorf("ActiveConns = %d with %d connections open", got, n)
+	}
+	for c := range conns {
+		c.Close()
+	}
+	rec.wait(t, ConnClosed, n)
+}
+
+// TestServerPeerStopsReading: a peer that sends but never reads its replies
+// is cut at the write timeout; others are served meanwhile.
+func TestServerPeerStopsReading(t *testing.T) {
+	big := bytes.Repeat([]byte("OBX|1|ED|PDF||JVBERi0xLjQK\r"), (1<<20)/27)
+	rec := newRecorder()
+	addr := startServer(t, &Server{
+		WriteTimeout: 200 * time.Millisecond, OnEvent: rec.record,
+		Handler: HandlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
+			if ctl, _ := controlID(req.Frame); string(ctl) == "HOG" {
+				return big, nil // 1 MiB per reply fills the socket buffers quickly
+			}
+			return ackFor(req.Frame, "AA"), nil
+		}),
+	})
+	hog := dial(t, addr, "127.0.0.2")
+	frames := bytes.Repeat([]byte(frame(string(msg("HOG")))), 64) // 64 MiB of replies: more than any socket buffer
+	go func() {
+		_, _ = hog.Write(frames) // fails once the server gives up; the test does not depend on it
+	}()
+	e := rec.wait(t, WriteFailed, 1)
+	if e.Bytes != int64(len(big)) {
+		t.Errorf("WriteFailed Bytes = %d, want %d", e.Bytes, len(big))
+	}
+	if diff := cmp.Diff([]string{"AA:POLITE"}, sendOne(t, addr, "127.0.0.1", "POLITE")); diff != "" {
+		t.Errorf("other peer (-want +got):\n%s", diff)
+	}
+}
+
+func TestEventKindString(t *testing.T) {
+	seen := map[string]bool{}
+	for _, k := range EventKinds() {
+		s := k.String()
+		if s == "" || seen[s] {
+			t.Errorf("EventKind %d has empty or duplicate name %q", int(k), s)
+		}
+		seen[s] = true
+	}
+	if got := EventKind(999).String(); got != "event_kind_999" {
+		t.Errorf("unknown kind = %q", got)
+	}
+	if got := FrameTooLarge.String(); got != "frame_too_large" {
+		t.Errorf("FrameTooLarge = %q", got)
+	}
+}
