@@ -23,8 +23,11 @@ test-deps:
 vet:
 	$(GO) vet ./...
 
+# The fault-injection hook exists only in builds with the faultinject tag
+# (never in the release binary); its tests run in a second pass.
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 10m -tags faultinject ./store/ ./internal/e2e/...
 
 fuzz-smoke:
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz-smoke.sh
