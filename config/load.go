@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
@@ -99,6 +100,7 @@ func Parse(data []byte, source string) (*Config, error) {
 		if !coveredBy(e.Path, dec.errs) {
 			if env, ok := overridden[e.Path]; ok {
 				e.Msg += " (from " + env + ")"
+				e.Line = 0 // not from the file, whatever encloses the key there
 			}
 			errs = append(errs, e)
 		}
@@ -174,6 +176,11 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 // yamlError turns a YAML syntax error into a FieldError placed at its line.
 func yamlError(source string, err error) FieldError {
 	fe := FieldError{Msg: err.Error()}
+	if strings.Contains(fe.Msg, "did not find expected ',' or") {
+		// The usual cause: an HL7 path such as PID-3[1].1 unquoted inside {...} or [...],
+		// where [ ] { } and , are YAML syntax.
+		fe.Msg += ` (inside {...} or [...], quote values that contain [ ] { } or ",": "PID-3[1].1")`
+	}
 	if m := yamlLineRE.FindStringSubmatch(fe.Msg); m != nil {
 		fe.Line, _ = strconv.Atoi(m[1])
 	}

@@ -27,7 +27,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // return). It does not apply defaults; a zero value counts as "not given". It returns nil
 // or Errors.
 func (c *Config) Validate() error {
-	v := &validator{given: func(_ string, nonZero bool) bool { return nonZero }}
+	v := &validator{given: func(_ string, nonZero bool) bool { return nonZero }, handBuilt: true}
 	v.config(c)
 	return v.result()
 }
@@ -38,6 +38,9 @@ type validator struct {
 	errs  []FieldError
 	given func(path string, nonZero bool) bool
 	lines map[string]int
+	// handBuilt: the Config was not read from a file, so an empty string cannot be told
+	// from an absent key (set's value may legitimately be "").
+	handBuilt bool
 }
 
 func (v *validator) add(path, format string, args ...any) {
@@ -360,7 +363,7 @@ func (v *validator) mapRule(p string, r MapRule, tables map[string]map[string]st
 	for _, cmp := range companions {
 		given := v.given(p+"."+cmp.key, cmp.nonZero)
 		switch {
-		case need[verb] == cmp.key && !given:
+		case need[verb] == cmp.key && !given && !(v.handBuilt && cmp.key == "value"):
 			v.add(p+"."+cmp.key, "required with %s", verb)
 		case given && !slices.Contains(allowed[verb], cmp.key):
 			v.add(p+"."+cmp.key, "not used by %s", verb)
