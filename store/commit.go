@@ -207,18 +207,11 @@ func (s *Store) tryBatch(batch []*op) (retry bool, err error) {
 		if o.broke {
 			continue
 		}
-		o.err = nil
-		if err := o.apply(&c); err != nil {
+		o.err = nil // outcomes of an earlier, rolled-back try do not count
+		if err := safeApply(o, &c); err != nil {
 			_ = tx.Rollback()
 			o.err = fmt.Errorf("store: write: %w", err)
 			o.broke = true
-			// The others' outcomes were decided on writes that are now rolled
-			// back: run them again.
-			for _, other := range batch {
-				if !other.broke {
-					other.err = nil
-				}
-			}
 			return true, nil
 		}
 	}
@@ -236,6 +229,17 @@ func (s *Store) tryBatch(batch []*op) (retry bool, err error) {
 	s.commits.Add(1)
 	s.committedOps.Add(uint64(len(batch)))
 	return false, nil
+}
+
+// safeApply runs o.apply, turning a panic (a bug, never input) into an error
+// for that op alone, so the leader and the rest of its batch carry on.
+func safeApply(o *op, c *txCtx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in store operation: %v", p)
+		}
+	}()
+	return o.apply(c)
 }
 
 // flush writes the per-destination count changes accumulated in the batch.

@@ -101,6 +101,7 @@ type Store struct {
 
 	broken bool // only the group-commit leader reads or writes it
 
+	reopens      atomic.Uint64 // reopens after failed commits since Open
 	commits      atomic.Uint64 // transactions committed since Open
 	committedOps atomic.Uint64 // ops (Append calls, Records, ...) in them
 }
@@ -314,6 +315,7 @@ func (s *Store) reopen() error {
 		return err
 	}
 	s.db = db
+	s.reopens.Add(1)
 	s.log.Info("store: reopened database after a failed commit", zap.String("path", s.path))
 	return nil
 }
