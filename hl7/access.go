@@ -34,17 +34,29 @@ func nth(s []byte, sep byte, n int) []byte {
 		}
 		return nil
 	}
-	for ; n > 1; n-- {
-		i := bytes.IndexByte(s, sep)
-		if i < 0 {
+	// A plain loop: elements are short, and IndexByte's per-call overhead
+	// dominates at these distances.
+	start := 0
+	if n > 1 {
+		i := 0
+		for ; i < len(s); i++ {
+			if s[i] == sep {
+				if n--; n == 1 {
+					break
+				}
+			}
+		}
+		if n > 1 {
 			return nil
 		}
-		s = s[i+1:]
+		start = i + 1
 	}
-	if i := bytes.IndexByte(s, sep); i >= 0 {
-		s = s[:i]
+	for j := start; j < len(s); j++ {
+		if s[j] == sep {
+			return s[start:j]
+		}
 	}
-	return s
+	return s[start:]
 }
 
 // fieldRaw returns field n (HL7 numbering) of segment bytes s, all
