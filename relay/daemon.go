@@ -21,6 +21,8 @@ import (
 	"github.com/mllpd/mllpd/config"
 	"github.com/mllpd/mllpd/hl7"
 	"github.com/mllpd/mllpd/mllp"
+	"github.com/mllpd/mllpd/relay/internal/delivery"
+	"github.com/mllpd/mllpd/relay/internal/transport"
 	"github.com/mllpd/mllpd/store"
 )
 
@@ -31,6 +33,8 @@ type Plan struct {
 	routes *routeTable
 	tls    map[string]*listenerTLS // by listener name
 	allow  map[string][]netip.Prefix
+	// transports are the destinations' transport settings, TLS loaded.
+	transports map[string]transport.Config
 }
 
 type listenerTLS struct {
@@ -74,6 +78,9 @@ func Prepare(cfg *config.Config) (*Plan, error) {
 			p.tls[l.Name] = &listenerTLS{cfg: c, reload: reload}
 		}
 	}
+	var derrs config.Errors
+	p.transports, derrs = prepareDestinations(cfg)
+	errs = append(errs, derrs...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -101,9 +108,10 @@ type Daemon struct {
 	cfg    atomic.Pointer[config.Config]
 	routes atomic.Pointer[routeTable]
 
-	mu        sync.Mutex // guards listeners and workers (start, reload, shutdown)
+	mu        sync.Mutex // guards listeners (start, reload, shutdown)
 	listeners map[string]*listener
-	workers   map[string]*workerHandle
+	workers   atomic.Pointer[workerSet] // replaced whole by start and reload
+	delivery  *delivery.Metrics
 	admin     *adminServer
 	started   atomic.Bool
 	stopping  atomic.Bool
@@ -150,7 +158,6 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 		store:     st,
 		ackIDs:    newAckIDSource(time.Now()),
 		listeners: map[string]*listener{},
-		workers:   map[string]*workerHandle{},
 	}
 	d.metrics = newMetrics(reg,
 		func() float64 {
@@ -161,6 +168,7 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 			return float64(fi.Size())
 		},
 		func() float64 { return float64(st.FreeBytes()) })
+	d.delivery = delivery.NewMetrics(reg)
 	d.cfg.Store(cfg)
 	d.routes.Store(plan.routes)
 	d.plan0 = plan
@@ -438,7 +446,7 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 			}
 		}()
 	}
-	d.reloadWorkers(cur, next)
+	d.reloadWorkers(plan, next)
 	d.metrics.reloads.WithLabelValues("ok").Inc()
 	d.logger.Info("config reloaded", zap.Int("listeners", len(next.Listeners)), zap.Int("destinations", len(next.Destinations)),
 		zap.Int("routes", len(next.Routes)))
