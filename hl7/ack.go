@@ -380,8 +380,10 @@ func NewNAK(raw []byte, code AckCode, o AckOptions) []byte {
 			}
 			return buildACK(salvage(body[i:]), code, o)
 		}
+		// BHS/FHS share MSH's positions for 1-7 only: keep the delimiters
+		// and the applications.
 		src := salvage(body)
-		src.controlID, src.trigger = nil, nil
+		src.controlID, src.trigger, src.procID, src.charsets, src.version = nil, nil, nil, nil, ""
 		return buildACK(src, code, o)
 	}
 	return buildACK(ackSource{delims: DefaultDelimiters}, code, o)
