@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -261,11 +262,15 @@ func TestAPIResend(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.Queued) != 2 || res.Queued[0].Seq != s.a08 || res.Queued[1].Seq != s.a01 ||
-		res.Queued[0].Route != ResendRoute || res.Queued[1].QueueID <= res.Queued[0].QueueID {
-		t.Fatalf("resend result = %+v, want a08 then a01 under route %q", res, ResendRoute)
+		res.Queued[0].Route != "" || res.Queued[1].QueueID <= res.Queued[0].QueueID {
+		t.Fatalf("resend result = %+v, want a08 then a01 under no route", res)
 	}
 	for _, q := range res.Queued {
-		assertQueuedOrDelivered(t, s.Store(), "backfill", q.Seq)
+		waitDelivered(t, s.Store(), "backfill", q.Seq)
+	}
+	files, err := filepath.Glob(filepath.Join(s.dir, "backfill", "*"))
+	if err != nil || len(files) != 2 {
+		t.Errorf("files delivered to backfill: %v (%v), want 2", files, err)
 	}
 	// The ORU keeps the route that chose lab.
 	res, err = s.c.Resend(ctx, []uint64{s.oru}, "lab")
@@ -275,8 +280,11 @@ func TestAPIResend(t *testing.T) {
 	if len(res.Queued)+len(res.Skipped) != 1 {
 		t.Fatalf("resend result = %+v", res)
 	}
-	if len(res.Queued) == 1 && res.Queued[0].Route != "oru" {
-		t.Errorf("resend to lab: route %q, want the original %q", res.Queued[0].Route, "oru")
+	if len(res.Queued) == 1 {
+		if res.Queued[0].Route != "oru" {
+			t.Errorf("resend to lab: route %q, want the original %q", res.Queued[0].Route, "oru")
+		}
+		waitDelivered(t, s.Store(), "lab", s.oru)
 	}
 	if len(res.Skipped) == 1 && !strings.Contains(res.Skipped[0].Reason, "already queued") {
 		t.Errorf("skipped: %+v", res.Skipped)
@@ -290,6 +298,9 @@ func TestAPIResend(t *testing.T) {
 	if got := len(res.Queued) + len(res.Skipped); got != 2 {
 		t.Errorf("backfill touched %d messages, want the 2 ADTs: %+v", got, res)
 	}
+	for _, q := range res.Queued {
+		waitDelivered(t, s.Store(), "backfill", q.Seq)
+	}
 	// An empty range queues nothing.
 	res, err = s.c.ResendRange(ctx, time.Now().Add(time.Hour), time.Time{}, "", "backfill")
 	if err != nil || len(res.Queued) != 0 {
@@ -301,29 +312,25 @@ func TestAPIResend(t *testing.T) {
 	}
 }
 
-// assertQueuedOrDelivered checks that seq waits in dest's queue or was already
-// delivered there (when the delivery workers are fast).
-func assertQueuedOrDelivered(t *testing.T, st *store.Store, dest string, seq uint64) {
+// waitDelivered waits until the delivery worker of dest has delivered seq,
+// failing at once if it was dead-lettered.
+func waitDelivered(t *testing.T, st *store.Store, dest string, seq uint64) {
 	t.Helper()
-	rec, err := st.Get(seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range rec.Deliveries {
-		if d.Destination == dest && d.State == store.StateDelivered {
-			return
+	waitFor(t, fmt.Sprintf("message %d delivered to %s", seq, dest), func() bool {
+		rec, err := st.Get(seq)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	pend, err := st.Pending(dest, 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range pend {
-		if e.Seq == seq {
-			return
+		for _, d := range rec.Deliveries {
+			if d.Destination == dest {
+				if d.State == store.StateDead {
+					t.Fatalf("message %d dead-lettered for %s: %+v", seq, dest, d)
+				}
+				return d.State == store.StateDelivered
+			}
 		}
-	}
-	t.Errorf("message %d neither queued for nor delivered to %s; deliveries %+v", seq, dest, rec.Deliveries)
+		return false
+	})
 }
 
 func TestAPIRejected(t *testing.T) {

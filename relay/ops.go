@@ -14,11 +14,6 @@ import (
 	"github.com/mllpd/mllpd/store"
 )
 
-// ResendRoute is the route name a resend queues under when no route ever
-// chose that destination for the message (a backfill to a new destination).
-// A delivery worker forwards such an entry unmapped.
-const ResendRoute = "resend"
-
 // SkipReason is the dead-letter reason of a queue head skipped by an admin.
 const SkipReason = "skipped by admin"
 
@@ -270,6 +265,10 @@ type ResendResult struct {
 }
 
 // A QueuedEntry is one new queue entry at the tail of a destination's queue.
+// Route is the route that chose the destination for that message; "" for
+// an admin resend no route chose (a backfill to a new destination), which
+// the worker maps with the first route that sends to the destination, or
+// forwards unmapped when none does.
 type QueuedEntry struct {
 	Seq     uint64 `json:"seq"`
 	QueueID uint64 `json:"queue_id"`
@@ -298,7 +297,7 @@ func (o *Ops) destination(name string) error {
 
 // Resend queues each message of seqs again for destination to, in the order
 // given, at the tail of its queue. Each entry keeps the route that chose to
-// for that message, or ResendRoute when none did. Unknown seqs fail the whole
+// for that message, or none ("") when no route did (see QueuedEntry). Unknown seqs fail the whole
 // call before anything is queued; a message still waiting in to's queue is
 // skipped (reported in ResendResult.Skipped).
 func (o *Ops) Resend(ctx context.Context, seqs []uint64, to string) (ResendResult, error) {
@@ -383,7 +382,7 @@ func (o *Ops) ResendRange(ctx context.Context, since, until time.Time, typ, to s
 
 // requeue queues r for to under the route that chose to for r, if any.
 func (o *Ops) requeue(ctx context.Context, r *store.Record, to string, res *ResendResult) error {
-	route := ResendRoute
+	route := ""
 	for _, d := range r.Deliveries {
 		if d.Destination == to && d.Route != "" {
 			route = d.Route
@@ -644,11 +643,7 @@ func (o *Ops) ResendDeadLetters(ctx context.Context, dest string, ids []uint64) 
 		}
 	}()
 	for _, dl := range dls {
-		route := dl.Route
-		if route == "" {
-			route = ResendRoute
-		}
-		e, err := o.Store.Requeue(ctx, dest, dl.Seq, route)
+		e, err := o.Store.Requeue(ctx, dest, dl.Seq, dl.Route)
 		switch {
 		case errors.Is(err, store.ErrAlreadyQueued):
 			res.Skipped = append(res.Skipped, SkippedSeq{Seq: dl.Seq, Reason: "already queued for " + dest})
