@@ -1,0 +1,249 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mllpd/mllpd/mllp"
+)
+
+// faultDaemon is the faultinject build with MLLPD_FAULT_FILE pointing into
+// its temp dir and one listener "pas" with commit_timeout 500ms.
+type faultDaemon struct {
+	*daemon
+	faultFile string
+}
+
+func newFaultDaemon(t *testing.T) *faultDaemon {
+	t.Helper()
+	d := newDaemon(t, faultBin, "pas")
+	fd := &faultDaemon{daemon: d, faultFile: filepath.Join(d.dir, "fault")}
+	d.env = append(d.env, "MLLPD_FAULT_FILE="+fd.faultFile)
+	d.writeConfig(fmt.Sprintf(`storage: {min_free_bytes: 1048576}
+listeners:
+  - name: pas
+    listen: %q
+    commit_timeout: 500ms
+    dedupe_window: 1h
+`, d.addrs["pas"]))
+	return fd
+}
+
+// setFault replaces the fault file's content atomically (rename), so the
+// daemon never reads a half-written mode.
+func (fd *faultDaemon) setFault(mode string) {
+	fd.t.Helper()
+	tmp := fd.faultFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(mode), 0o600); err != nil {
+		fd.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, fd.faultFile); err != nil {
+		fd.t.Fatal(err)
+	}
+}
+
+// TestCommitFaults drives store commits to fail and to stall inside the real
+// daemon (faultinject build). Promise 1: a failed commit is answered AR/207, a
+// commit pending beyond commit_timeout gets no reply and a closed connection,
+// neither ever gets AA; once the fault clears, the sender's resend gets AA and
+// the message is stored exactly once (stored now, or found by the dedupe when
+// the stalled commit reached the disk after all).
+func TestCommitFaults(t *testing.T) {
+	fd := newFaultDaemon(t)
+	fd.start()
+	addr := fd.addrs["pas"]
+
+	mustAA := func(ctrl string) {
+		t.Helper()
+		a, err := sendOnce(addr, adt("FAULT", ctrl), 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", ctrl, err)
+		}
+		if a.Code != "AA" || a.Ctrl != ctrl {
+			t.Fatalf("%s: reply %v, want AA", ctrl, a)
+		}
+	}
+	mustAA("OK-1")
+
+	// A failing commit (fsync error, ENOSPC): AR with ERR-3 207, never AA.
+	fd.setFault("fail")
+	failed := []string{"FAIL-1", "FAIL-2", "FAIL-3"}
+	for _, ctrl := range failed {
+		a, err := sendOnce(addr, adt("FAULT", ctrl), 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s during a failing commit: %v, want an AR/207 reply", ctrl, err)
+		}
+		if a.Code != "AR" || a.ErrCode != "207" || a.Ctrl != ctrl {
+			t.Errorf("%s during a failing commit: reply %v, want AR/207 with MSA-2 %s", ctrl, a, ctrl)
+		}
+	}
+
+	// A stalled commit: after commit_timeout (500ms) the connection closes
+	// without any reply.
+	fd.setFault("stall")
+	stalled := []string{"STALL-1", "STALL-2"}
+	var wg sync.WaitGroup
+	for _, ctrl := range stalled {
+		wg.Go(func() {
+			start := time.Now()
+			a, err := sendOnce(addr, adt("FAULT", ctrl), 10*time.Second)
+			took := time.Since(start)
+			switch {
+			case err == nil:
+				t.Errorf("%s during a stalled commit: reply %v, want the connection closed without a reply", ctrl, a)
+			case !isClosedWithoutReply(err):
+				t.Errorf("%s during a stalled commit: %v, want the connection closed without a reply (EOF)", ctrl, err)
+			case took < 400*time.Millisecond || took > 5*time.Second:
+				t.Errorf("%s during a stalled commit: closed after %v, want about commit_timeout (500ms)", ctrl, took)
+			}
+		})
+	}
+	wg.Wait()
+
+	// Recovery: the resends of every refused message get AA.
+	fd.setFault("")
+	for _, ctrl := range append(failed, stalled...) {
+		mustAA(ctrl)
+	}
+	mustAA("OK-2")
+
+	if n, _ := fd.metric("mllpd_ingest_acks_total", `code="AR"`); n < float64(len(failed)) {
+		t.Errorf("mllpd_ingest_acks_total{code=AR} = %v, want >= %d", n, len(failed))
+	}
+	fd.stop()
+	stored := storedByControlID(t, fd.openStore())
+	for _, ctrl := range append([]string{"OK-1", "OK-2"}, append(failed, stalled...)...) {
+		if n := len(stored[ctrl]); n != 1 {
+			t.Errorf("%s stored %d times after recovery, want exactly once", ctrl, n)
+		}
+	}
+}
+
+// TestCommitFaultsUnderLoad switches commits between working, failing and
+// stalling while four senders keep sending and resending (each resends the
+// same message until it gets AA, as real senders do). No message sent while
+// commits fail may get AA; every AA'd message is in the store afterwards,
+// exactly once.
+func TestCommitFaultsUnderLoad(t *testing.T) {
+	fd := newFaultDaemon(t)
+	fd.start()
+	addr := fd.addrs["pas"]
+
+	type outcome struct {
+		ctrl       string
+		sent, done time.Time
+		code       string // MSA-1, or "" for no reply
+		err        error
+	}
+	var (
+		mu       sync.Mutex
+		outcomes []outcome
+		aaCount  int
+		arCount  int
+		noReply  int
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	const senders = 4
+	deadline := time.Now().Add(60 * time.Second) // bounds the load whatever happens
+	for s := range senders {
+		wg.Go(func() {
+			c := &mllp.Client{Addr: addr, AckTimeout: 5 * time.Second}
+			defer func() { c.Close() }()
+			n := 0
+			tick := time.NewTicker(2 * time.Millisecond) // pacing only
+			defer tick.Stop()
+			for time.Now().Before(deadline) {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				ctrl := fmt.Sprintf("L%d-%d", s, n)
+				o := outcome{ctrl: ctrl, sent: time.Now()}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				reply, err := c.Send(ctx, adt(fmt.Sprintf("LOAD%d", s), ctrl))
+				cancel()
+				o.done = time.Now()
+				o.err = err
+				if err == nil {
+					o.code = parseACK(reply).Code
+				} else {
+					c.Close()
+					c = &mllp.Client{Addr: addr, AckTimeout: 5 * time.Second}
+				}
+				mu.Lock()
+				outcomes = append(outcomes, o)
+				switch {
+				case o.code == "AA":
+					aaCount++
+					n++
+				case o.code == "AR":
+					arCount++
+				case err != nil:
+					noReply++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	counts := func() (int, int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return aaCount, arCount, noReply
+	}
+	waitFor := func(what string, cond func(aa, ar, nr int) bool) {
+		t.Helper()
+		pollUntil(t, 30*time.Second, what, func() bool { return cond(counts()) })
+	}
+
+	aa0, _, _ := counts()
+	waitFor("40 AAs before any fault", func(aa, _, _ int) bool { return aa >= aa0+40 })
+
+	_, ar0, _ := counts()
+	fd.setFault("fail")
+	failOn := time.Now()
+	waitFor("20 AR replies while commits fail", func(_, ar, _ int) bool { return ar >= ar0+20 })
+	failOff := time.Now()
+	fd.setFault("")
+
+	aa1, _, _ := counts()
+	waitFor("40 AAs after the failing commits", func(aa, _, _ int) bool { return aa >= aa1+40 })
+
+	_, _, nr0 := counts()
+	fd.setFault("stall")
+	waitFor("every sender cut off by a stalled commit", func(_, _, nr int) bool { return nr >= nr0+senders })
+	fd.setFault("")
+
+	aa2, _, _ := counts()
+	waitFor("40 AAs after the stall", func(aa, _, _ int) bool { return aa >= aa2+40 })
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	acked := map[string]bool{}
+	for _, o := range outcomes {
+		if o.code == "AA" {
+			acked[o.ctrl] = true
+			if o.sent.After(failOn) && o.done.Before(failOff) {
+				t.Errorf("%s got AA while every commit failed (sent %v after the fault, answered %v before it cleared)",
+					o.ctrl, o.sent.Sub(failOn), failOff.Sub(o.done))
+			}
+		}
+	}
+	t.Logf("%d sends: %d AA, %d AR, %d without reply", len(outcomes), aaCount, arCount, noReply)
+
+	fd.stop()
+	stored := storedByControlID(t, fd.openStore())
+	for ctrl := range acked {
+		if n := len(stored[ctrl]); n != 1 {
+			t.Errorf("%s got AA but is stored %d times, want exactly once", ctrl, n)
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mllpd/mllpd/mllp"
+)
+
+// A loadSender is one sending system on its own connection: it sends
+// C<id>-0, C<id>-1, ... in order and resends the same message (same MSH-10,
+// same content) until it gets AA, reconnecting after any error, as a PAS
+// does. It records every control ID that got AA, in order.
+type loadSender struct {
+	id    int
+	app   string
+	addr  string
+	mu    sync.Mutex
+	acked []string
+	other int // replies other than AA
+}
+
+func (s *loadSender) ctrl(n int) string { return fmt.Sprintf("C%d-%d", s.id, n) }
+
+func (s *loadSender) ackedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.acked)
+}
+
+func (s *loadSender) ackedIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.acked...)
+}
+
+// run sends until stop closes or deadline passes.
+func (s *loadSender) run(stop <-chan struct{}, deadline time.Time) {
+	c := &mllp.Client{Addr: s.addr, AckTimeout: 5 * time.Second, DialTimeout: time.Second}
+	defer func() { c.Close() }()
+	n := 0
+	pace := time.NewTicker(time.Millisecond) // pacing only, never synchronisation
+	defer pace.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-stop:
+			return
+		case <-pace.C:
+		}
+		ctrl := s.ctrl(n)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		reply, err := c.Send(ctx, adt(s.app, ctrl))
+		cancel()
+		if err != nil {
+			c.Close()
+			c = &mllp.Client{Addr: s.addr, AckTimeout: 5 * time.Second, DialTimeout: time.Second}
+			select { // the daemon is down: do not spin on refused dials
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		s.mu.Lock()
+		if a := parseACK(reply); a.Code == "AA" {
+			s.acked = append(s.acked, ctrl)
+			n++
+		} else {
+			s.other++
+		}
+		s.mu.Unlock()
+	}
+}
+
+// startLoad starts n senders against addr; the returned func stops them and
+// waits for them.
+func startLoad(addr string, n int, within time.Duration) ([]*loadSender, func()) {
+	stop := make(chan struct{})
+	deadline := time.Now().Add(within)
+	var wg sync.WaitGroup
+	senders := make([]*loadSender, n)
+	for i := range senders {
+		senders[i] = &loadSender{id: i, app: fmt.Sprintf("CRASH%d", i), addr: addr}
+		wg.Go(func() { senders[i].run(stop, deadline) })
+	}
+	var once sync.Once
+	return senders, func() {
+		once.Do(func() {
+			close(stop)
+			wg.Wait()
+		})
+	}
+}
+
+func totalAcked(ss []*loadSender) int {
+	n := 0
+	for _, s := range ss {
+		n += s.ackedCount()
+	}
+	return n
+}
+
+// TestCrashKeepsAckedMessages kills the daemon with SIGKILL at random moments
+// under concurrent load, several rounds, restarting it each time. Promise 1:
+// every message that got AA is in the store afterwards (checked offline in
+// the bbolt file), exactly once (resends of a message stored before its ACK
+// was lost meet the dedupe), and each sender's messages are stored in the
+// order they were accepted.
+func TestCrashKeepsAckedMessages(t *testing.T) {
+	d := newDaemon(t, plainBin, "pas")
+	d.writeConfig(fmt.Sprintf(`storage: {min_free_bytes: 1048576}
+listeners:
+  - name: pas
+    listen: %q
+    dedupe_window: 1h
+`, d.addrs["pas"]))
+	d.start()
+
+	const rounds = 8
+	senders, stopLoad := startLoad(d.addrs["pas"], 6, 90*time.Second)
+	defer stopLoad()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 16))
+	for round := range rounds {
+		// Let the load make real progress on this run of the daemon, then
+		// kill it at a random moment within the next 150ms.
+		base := totalAcked(senders)
+		want := base + 50 + rng.IntN(100)
+		pollUntil(t, 30*time.Second, fmt.Sprintf("round %d: %d AAs", round, want-base), func() bool {
+			return totalAcked(senders) >= want
+		})
+		<-time.After(time.Duration(rng.IntN(150)) * time.Millisecond) // the random moment
+		d.kill()
+		t.Logf("round %d: SIGKILL after %d AAs in total", round, totalAcked(senders))
+		d.start()
+	}
+	base := totalAcked(senders)
+	pollUntil(t, 30*time.Second, "AAs after the last restart", func() bool { return totalAcked(senders) >= base+50 })
+	stopLoad()
+	d.stop()
+
+	stored := storedByControlID(t, d.openStore())
+	total := 0
+	for _, s := range senders {
+		ids := s.ackedIDs()
+		total += len(ids)
+		var prev uint64
+		for i, ctrl := range ids {
+			recs := stored[ctrl]
+			if len(recs) != 1 {
+				t.Errorf("%s got AA but is stored %d times, want exactly once", ctrl, len(recs))
+				continue
+			}
+			if seq := recs[0].Seq; seq <= prev {
+				t.Errorf("%s stored as seq %d, not after its predecessor %s (seq %d): accept order lost",
+					ctrl, seq, ids[i-1], prev)
+			} else {
+				prev = seq
+			}
+		}
+	}
+	t.Logf("%d messages acknowledged across %d SIGKILLs, all stored", total, rounds)
+}
