@@ -19,8 +19,9 @@ import (
 type op struct {
 	apply func(c *txCtx) error
 	err   error
-	broke bool      // apply failed a write; left out of the retried transaction
-	wake  chan bool // true: you lead the next batch; false: your batch is done
+	broke bool        // apply failed a write; left out of the retried transaction
+	wake  chan bool   // sync ops: true = you lead the next batch; false = your batch is done
+	done  func(error) // async ops: called with the outcome by the committing goroutine
 }
 
 // txCtx is the state of one batch transaction.
@@ -104,6 +105,17 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 		return err
 	}
 	g.pending = append(g.pending, o)
+	if o.done != nil {
+		// Asynchronous: nobody waits. Start a leader if there is none; the
+		// leader in flight otherwise takes this op into its next batch.
+		start := !g.leading
+		g.leading = true
+		g.mu.Unlock()
+		if start {
+			go s.lead(nil)
+		}
+		return nil
+	}
 	if g.leading {
 		if o.wake == nil {
 			o.wake = make(chan bool, 1)
@@ -120,8 +132,9 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 	return o.err
 }
 
-// lead commits every queued op (self among them), wakes their callers and
-// hands leadership to the first op that queued meanwhile.
+// lead commits every queued op (self among them, if not nil), reports their
+// outcomes and hands leadership to the first waiting caller that queued
+// meanwhile; if only asynchronous ops queued, a new goroutine leads them.
 func (s *Store) lead(self *op) {
 	g := &s.gc
 	g.mu.Lock()
@@ -137,22 +150,32 @@ func (s *Store) lead(self *op) {
 	s.commitBatch(batch)
 
 	for i, o := range batch {
-		if o != self {
+		switch {
+		case o == self:
+		case o.done != nil:
+			o.done(o.err)
+		default:
 			o.wake <- false
 		}
 		batch[i] = nil
 	}
 	g.mu.Lock()
 	g.spare = batch[:0]
-	if len(g.pending) > 0 {
-		next := g.pending[0]
+	if len(g.pending) == 0 {
+		g.leading = false
+		g.idle.Broadcast()
 		g.mu.Unlock()
-		next.wake <- true
 		return
 	}
-	g.leading = false
-	g.idle.Broadcast()
+	for _, next := range g.pending {
+		if next.done == nil {
+			g.mu.Unlock()
+			next.wake <- true
+			return
+		}
+	}
 	g.mu.Unlock()
+	go s.lead(nil)
 }
 
 // commitBatch applies the ops in one transaction and commits it (one fsync

@@ -167,6 +167,35 @@ func (s *Store) Record(ctx context.Context, dest string, id uint64, a Attempt) e
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	return s.submit(ctx, s.recordOp(dest, id, a))
+}
+
+// RecordAsync is Record without waiting for the commit: the attempt joins the
+// next group commit and RecordAsync returns at once (ctx bounds only a wait
+// for room when MaxBatch ops are already queued). done, if not nil, is called
+// exactly once with the outcome, from the committing goroutine (or at once if
+// the op was refused): it must not block or call the Store.
+//
+// This lets a delivery worker go on to its next entry while the delivered mark
+// is committed with other writes; after a crash at most the marks not yet
+// committed are lost and those messages are delivered again (at least once).
+// The worker must page with Pending's afterID rather than re-reading the head.
+func (s *Store) RecordAsync(ctx context.Context, dest string, id uint64, a Attempt, done func(error)) {
+	if done == nil {
+		done = func(error) {}
+	}
+	if s.closed.Load() {
+		done(ErrClosed)
+		return
+	}
+	o := s.recordOp(dest, id, a)
+	o.done = done
+	if err := s.submit(ctx, o); err != nil {
+		done(err)
+	}
+}
+
+func (s *Store) recordOp(dest string, id uint64, a Attempt) *op {
 	o := &op{}
 	o.apply = func(c *txCtx) error {
 		q := c.tx.Bucket(bQueue).Bucket([]byte(dest))
@@ -185,7 +214,7 @@ func (s *Store) Record(ctx context.Context, dest string, id uint64, a Attempt) e
 		}
 		return c.record(q, e, &a)
 	}
-	return s.submit(ctx, o)
+	return o
 }
 
 // record applies a to queue entry e (still in q).

@@ -292,3 +292,57 @@ func TestPurgeDeadLetters(t *testing.T) {
 		t.Errorf("purge all = %d, %v; want 1", n, err)
 	}
 }
+
+// TestRecordAsync: a worker marks entries without waiting; the marks share
+// commits, every done is called once, and Close waits for the ones in flight.
+func TestRecordAsync(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	var msgs []Message
+	for i := range 300 {
+		msgs = append(msgs, msg("A", "B", fmt.Sprint(i), "p", Target{"epic", "r"}))
+	}
+	mustAppend(t, s, msgs...)
+	before, _ := s.Stats()
+	q, _ := s.Pending("epic", 0, MaxPageSize)
+	outcomes := make(chan error, len(q)+1)
+	for _, e := range q {
+		s.RecordAsync(ctx, "epic", e.ID, Attempt{Outcome: Delivered, AckCode: "AA"}, func(err error) { outcomes <- err })
+	}
+	s.RecordAsync(ctx, "epic", 9999, Attempt{Outcome: Delivered}, func(err error) { outcomes <- err })
+	for range q {
+		if err := <-outcomes; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-outcomes; !errors.Is(err, ErrNotFound) {
+		t.Errorf("RecordAsync of an unknown entry: %v, want ErrNotFound", err)
+	}
+	after, _ := s.Stats()
+	if commits := after.Commits - before.Commits; commits >= uint64(len(q)) {
+		t.Errorf("%d commits for %d async records: not grouped", commits, len(q))
+	}
+	if n, _, _ := s.PendingCount("epic"); n != 0 {
+		t.Errorf("pending after marks = %d", n)
+	}
+
+	// Close waits for marks still in flight; after it, done gets ErrClosed.
+	mustAppend(t, s, msg("A", "B", "last", "p", Target{"epic", "r"}))
+	q, _ = s.Pending("epic", 0, 1)
+	var inflight error = errors.New("not called")
+	s.RecordAsync(ctx, "epic", q[0].ID, Attempt{Outcome: Delivered}, func(err error) { inflight = err })
+	path := s.Path()
+	closeChecked(t, s)
+	if inflight != nil {
+		t.Errorf("in-flight mark at Close: %v", inflight)
+	}
+	var late error
+	s.RecordAsync(ctx, "epic", 1, Attempt{}, func(err error) { late = err })
+	if !errors.Is(late, ErrClosed) {
+		t.Errorf("RecordAsync after Close: %v, want ErrClosed", late)
+	}
+	s2 := openTest(t, Options{Path: path})
+	if n, _, _ := s2.PendingCount("epic"); n != 0 {
+		t.Errorf("in-flight mark lost at Close: pending %d", n)
+	}
+}

@@ -320,14 +320,31 @@ func (s *Store) reopen() error {
 	return nil
 }
 
-// Check runs bbolt's consistency check over the whole file and returns the
-// first problem found. It reads every page: for tests and admin tools.
+// Check runs bbolt's consistency check over the whole file and returns every
+// problem found. It reads every page and holds the write lock meanwhile (a
+// read transaction would race with the freelist of concurrent commits), so it
+// is for tests and admin tools, not for a busy daemon.
 func (s *Store) Check() error {
-	return s.view(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
-	})
+	s.dbMu.RLock()
+	defer s.dbMu.RUnlock()
+	if s.db == nil || s.closed.Load() {
+		return ErrClosed
+	}
+	if s.opts.ReadOnly {
+		return s.db.View(checkTx)
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("store: check: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return checkTx(tx)
+}
+
+func checkTx(tx *bolt.Tx) error {
+	var errs []error
+	for err := range tx.Check() {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
