@@ -39,6 +39,14 @@ fuzz:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) ./hl7 ./mllp ./store | tee bench.txt
 
+# The real daemon against baselines (a bare ACK server, a bare bbolt group
+# commit server, python3-hl7 and npm simple-hl7 listeners); writes BENCHMARKS.md.
+# About 10 minutes; not part of make test. Shorter: make bench-load LOADFLAGS="-runs 1 -duration 2s"
+bench-load: build test-deps
+	cd bench/node && npm install --no-audit --no-fund --silent
+	$(GO) build -o bin/loadgen ./bench/loadgen
+	bin/loadgen -mllpd bin/mllpd -out BENCHMARKS.md $(LOADFLAGS)
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
