@@ -200,8 +200,6 @@ func (o *options) sendConfig() (sendConfig, error) {
 		return cfg, usagef("--rate must not be negative")
 	case o.repeat < 1:
 		return cfg, usagef("--repeat must be at least 1")
-	case o.json && o.quiet:
-		// --quiet --json prints only the summary object: allowed.
 	}
 	for _, c := range strings.Split(o.expect, ",") {
 		c = strings.ToUpper(strings.TrimSpace(c))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,11 @@ type testServer struct {
 
 func startServer(t *testing.T, reply func(frame []byte) ([]byte, error)) *testServer {
 	t.Helper()
+	return startServerTLS(t, reply, nil)
+}
+
+func startServerTLS(t *testing.T, reply func(frame []byte) ([]byte, error), cfg *tls.Config) *testServer {
+	t.Helper()
 	ts := &testServer{reply: reply, peers: map[string]bool{}, got: make(chan struct{}, 1024)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,7 +61,7 @@ func startServer(t *testing.T, reply func(frame []byte) ([]byte, error)) *testSe
 		default:
 		}
 		return ts.reply(req.Frame)
-	})}
+	}), TLSConfig: cfg}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
