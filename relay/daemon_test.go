@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mllpd/mllpd/config"
 	"github.com/mllpd/mllpd/mllp"
@@ -481,3 +484,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 var _ = bytes.Equal
+
+// TestNoBodiesInLogs: message content reaches the log only with log.bodies.
+func TestNoBodiesInLogs(t *testing.T) {
+	for _, bodies := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bodies=%v", bodies), func(t *testing.T) {
+			core, logs := observer.New(zapcore.DebugLevel)
+			td := startDaemon(t, oneListener+fmt.Sprintf("log: {level: debug, bodies: %v}\n", bodies),
+				func(o *Options) { o.Logger = zap.New(core) })
+			c := dial(t, td.addr(t, "pas"))
+			c.roundTrip(m1)
+			c.roundTrip("PID|1||12345\r") // rejected: no MSH
+			found := false
+			for _, e := range logs.All() {
+				for _, f := range e.Context {
+					s := f.String
+					if f.Type == zapcore.ByteStringType {
+						s = string(f.Interface.([]byte))
+					}
+					if strings.Contains(s, "DOE^JOHN") || strings.Contains(s, "PID|1||12345") {
+						found = true
+					}
+				}
+			}
+			if found != bodies {
+				t.Errorf("message content in the log: %v, want %v", found, bodies)
+			}
+		})
+	}
+}

@@ -300,7 +300,7 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 		if ce := in.d.logger.Check(zap.DebugLevel, "message accepted"); ce != nil {
 			ce.Write(zap.String("listener", in.name), zap.Stringer("peer", req.RemoteAddr),
 				msgField(&headers[i], len(recs[i].Raw)), zap.Uint64("seq", r.Seq), zap.Bool("duplicate", r.Duplicate),
-				zap.Duration("latency", time.Since(req.Received)))
+				zap.Duration("latency", time.Since(req.Received)), in.body(recs[i].Raw))
 		}
 	}
 	if b.Kind == hl7.Headerless {
@@ -395,6 +395,9 @@ func (in *ingest) rejectFrame(ctx context.Context, lc *config.Listener, req *mll
 	in.d.logger.Warn("frame rejected", zap.String("listener", in.name), zap.Stringer("peer", req.RemoteAddr),
 		zap.String("reason", p.reason), zap.Int("bytes", len(req.Frame)), zap.Error(cause))
 	in.keepRejected(ctx, req, p.reason, req.Frame, int64(len(req.Frame)))
+	if ce := in.d.logger.Check(zap.DebugLevel, "rejected frame"); ce != nil {
+		ce.Write(zap.String("listener", in.name), zap.String("reason", p.reason), in.body(req.Frame))
+	}
 	o := in.ackOptions(lc)
 	o.Text = p.text
 	o.Error = &hl7.AckError{Code: p.code, Location: p.location}
@@ -443,6 +446,15 @@ func (in *ingest) keepRejected(ctx context.Context, req *mllp.Request, reason st
 		in.d.metrics.rejectDrops.Inc()
 		in.d.logger.Error("rejected log write failed", zap.String("listener", in.name), zap.Error(err))
 	}
+}
+
+// body logs a message's content only when log.bodies is on: it holds
+// patient data, so it is an explicit debugging choice (design promise 7).
+func (in *ingest) body(raw []byte) zap.Field {
+	if !in.d.cfg.Load().Log.Bodies {
+		return zap.Skip()
+	}
+	return zap.ByteString("body", raw)
 }
 
 func peerString(req *mllp.Request) string {
