@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,12 @@ func (d *Daemon) startAdmin(cfg *config.Config) (*adminServer, error) {
 	api := http.NewServeMux()
 	d.registerAPI(api)
 	mux.Handle("/api/", a.authorized(d.logger, api))
+	// Profiles show no message content but do cost CPU: token only.
+	prof := http.NewServeMux()
+	prof.HandleFunc("/debug/pprof/", pprof.Index)
+	prof.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	prof.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/pprof/", a.authorized(d.logger, prof))
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

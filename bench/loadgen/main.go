@@ -18,7 +18,8 @@
 //   - simple-hl7: the npm simple-hl7 3.3.0 listener (appends to a file, no fsync)
 //
 // The baselines ack-only and bbolt-gc are modes of this binary
-// (`loadgen serve-ack ADDR`, `loadgen serve-bbolt ADDR FILE`).
+// (`loadgen serve-ack ADDR`, `loadgen serve-bbolt ADDR FILE`); `loadgen drive
+// ADDR CONNS DURATION` loads a server that is already running (for profiling).
 package main
 
 import (
@@ -26,6 +27,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"time"
 )
 
 func main() {
@@ -35,6 +38,8 @@ func main() {
 			exit(serveAck(os.Args[2]))
 		case "serve-bbolt":
 			exit(serveBbolt(os.Args[2], os.Args[3]))
+		case "drive": // loadgen drive ADDR CONNS DURATION: load a running server (profiling)
+			exit(driveOnly(os.Args[2:]))
 		}
 	}
 	var o options
@@ -47,6 +52,26 @@ func main() {
 	flag.StringVar(&o.nodeDir, "node-dir", "bench/node", "directory with simple-hl7 installed (npm install)")
 	flag.Parse()
 	exit(run(context.Background(), o))
+}
+
+func driveOnly(args []string) error {
+	if len(args) != 3 {
+		return fmt.Errorf("usage: loadgen drive ADDR CONNS DURATION")
+	}
+	c, err := strconv.Atoi(args[1])
+	if err != nil {
+		return err
+	}
+	d, err := time.ParseDuration(args[2])
+	if err != nil {
+		return err
+	}
+	r, err := drive(context.Background(), args[0], c, d, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%.0f msg/s  p50 %.2f ms  p99 %.2f ms  errors %d\n", r.rate, r.p50, r.p99, r.errors)
+	return nil
 }
 
 func exit(err error) {
