@@ -146,9 +146,11 @@ func (c *Client) roundTrip(ctx context.Context, msg []byte) (reply []byte, op st
 	_ = c.nc.SetDeadline(deadline)
 	// Network I/O does not watch contexts: turn cancellation into an
 	// expired deadline so that a blocked write or read returns now.
-	nc := c.nc
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
-	defer stop()
+	if ctx.Done() != nil { // context.Background has nothing to watch
+		nc := c.nc
+		stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
+		defer stop()
+	}
 
 	if err := c.w.WriteFrame(msg); err != nil {
 		return nil, "write", false, err
