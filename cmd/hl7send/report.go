@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -223,16 +224,17 @@ func (r *reporter) summary(notSent, conns int, interrupted bool) int {
 			fmtDuration(percentile(r.latencies, 50)), fmtDuration(percentile(r.latencies, 90)),
 			fmtDuration(percentile(r.latencies, 99)), fmtDuration(percentile(r.latencies, 100)))
 	}
+	expected := strings.Join(r.expect, " or ")
 	var verdict string
 	switch exit {
 	case 0:
-		verdict = fmt.Sprintf("OK: every ACK is %s", strings.Join(r.expect, " or "))
+		verdict = "OK: every ACK is " + expected
 	case 1:
-		verdict = fmt.Sprintf("FAIL: %d ACKs are not %s", r.unexpect, strings.Join(r.expect, " or "))
+		verdict = fmt.Sprintf("FAIL: %s not %s", plural(r.unexpect, "ACK is", "ACKs are"), expected)
 	case 2:
-		verdict = fmt.Sprintf("FAIL: %d messages got no ACK", r.noAck+notSent)
+		verdict = fmt.Sprintf("FAIL: %s no ACK", plural(r.noAck+notSent, "message got", "messages got"))
 		if r.unexpect > 0 {
-			verdict += fmt.Sprintf(", %d ACKs are not %s", r.unexpect, strings.Join(r.expect, " or "))
+			verdict += fmt.Sprintf(", %s not %s", plural(r.unexpect, "ACK is", "ACKs are"), expected)
 		}
 	}
 	if interrupted {
@@ -315,6 +317,14 @@ func fmtDuration(d time.Duration) string {
 		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 	}
 	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// plural returns "1 one" or "n many".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 func orDash(s string) string {

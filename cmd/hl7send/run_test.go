@@ -219,7 +219,7 @@ func TestExitStatus(t *testing.T) {
 		{"MSA-2 of another message", func([]byte) ([]byte, error) { return []byte(ackFor([]byte(msgB), "AA")), nil }, "", []string{a}, exitUnexpected,
 			[]string{`MSA-2 "B2" does not acknowledge the MSH-10 sent ("A1")`}},
 		{"reply without MSA", func([]byte) ([]byte, error) { return []byte("MSH|^~\\&|R|R\r"), nil }, "", []string{a}, exitUnexpected, []string{"unreadable ACK"}},
-		{"no reply: timeout", noReply, "", []string{"--timeout", "150ms", a}, exitNoAck, []string{"no ACK within 150ms", "no ACK 1", "FAIL: 1 messages got no ACK (exit 2)"}},
+		{"no reply: timeout", noReply, "", []string{"--timeout", "150ms", a}, exitNoAck, []string{"no ACK within 150ms", "no ACK 1", "FAIL: 1 message got no ACK (exit 2)"}},
 		{"connection closed without reply", func([]byte) ([]byte, error) { return nil, mllp.ErrCloseConn }, "", []string{a, b}, exitNoAck, []string{"no ACK 2"}},
 		{"connection refused", nil, closedAddr, []string{"--timeout", "2s", a}, exitNoAck, []string{"refused"}},
 		{"one NAK, one timeout: no ACK wins", func(f []byte) ([]byte, error) {
@@ -227,7 +227,7 @@ func TestExitStatus(t *testing.T) {
 				return []byte(ackFor(f, "AR")), nil
 			}
 			return nil, nil
-		}, "", []string{"--timeout", "150ms", a, b}, exitNoAck, []string{"1 messages got no ACK, 1 ACKs are not AA or CA"}},
+		}, "", []string{"--timeout", "150ms", a, b}, exitNoAck, []string{"1 message got no ACK, 1 ACK is not AA or CA"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
