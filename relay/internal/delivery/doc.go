@@ -1,0 +1,27 @@
+// Package delivery forwards each destination's queue downstream: one Worker
+// per destination reads its queue (store.Pending) in accept order, maps each
+// message for its route (hl7map.Outbound), sends it through a Transport
+// (MLLP, HTTP or file), classifies the answer (design.md's table, with the
+// destination's classify overrides) and records the attempt in the store.
+//
+// Invariants:
+//   - Order: an entry is settled (delivered or dead-lettered) before the next
+//     one is sent. A retriable failure holds the queue (exponential backoff
+//     with jitter, Retry-After honoured); nothing overtakes it.
+//   - Nothing goes out unmapped: an entry whose route was removed by a reload
+//     is dead-lettered ("route removed"); a mapping that fails is a permanent
+//     failure.
+//   - Permanent failures (and exhausted attempts) follow on_permanent_failure:
+//     dead-letter and continue, or block the queue (store.SetBlocked; it
+//     stays blocked across restarts until an admin unblocks or skips).
+//     HTTP 401/403 always block: they are config errors.
+//   - At least once: an attempt record is written in attempt order by one
+//     recorder goroutine, behind the next sends (group-committed by the
+//     store, never one fsync per message for the worker alone to wait on);
+//     a crash or a stop re-sends at most a suffix of the queue, in order.
+//   - Run stops at a message boundary when its ctx ends, writes every
+//     pending record and closes the transport before it returns; the store
+//     must stay open until then.
+//   - Logs and recorded errors hold control IDs, codes and addresses, never
+//     message content or ACK text.
+package delivery
