@@ -798,7 +798,7 @@ func (o *Ops) Skip(ctx context.Context, dest string) (SkipResult, error) {
 		return SkipResult{}, err
 	}
 	if _, blocked := o.Store.Blocked(dest); !blocked {
-		return SkipResult{}, conflict("destination %s is not blocked; skip moves only the head of a blocked queue (a retrying queue unblocks itself, or set on_permanent_failure)", dest)
+		return SkipResult{}, conflict("destination %s is not blocked; skip moves only the head of a blocked queue (an unblocked worker may be sending it right now)", dest)
 	}
 	head, err := o.Store.Pending(dest, 0, 1)
 	if err != nil {
