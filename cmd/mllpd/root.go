@@ -29,6 +29,12 @@ chosen by the routes of one YAML file.`,
 	root.AddCommand(
 		newServeCmd(),
 		newCheckConfigCmd(),
+		newMessagesCmd(),
+		newRejectedCmd(),
+		newDeadLettersCmd(),
+		newDestinationsCmd(),
+		newBackupCmd(),
+		newCompactCmd(),
 	)
 	return root
 }
