@@ -457,9 +457,14 @@ func (in *ingest) body(raw []byte) zap.Field {
 	return zap.ByteString("body", raw)
 }
 
+// peerString is the sender as stored with a message: its address and, over
+// mutual TLS, the verified certificate's subject CN.
 func peerString(req *mllp.Request) string {
 	if req.RemoteAddr == nil {
 		return ""
+	}
+	if req.PeerName != "" {
+		return req.RemoteAddr.String() + " CN=" + req.PeerName
 	}
 	return req.RemoteAddr.String()
 }
