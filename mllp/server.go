@@ -173,12 +173,14 @@ func (s *Server) ListenAndServe(addr string) error {
 // Shutdown or Close. Temporary accept errors are retried with back-off.
 func (s *Server) Serve(l net.Listener) error {
 	if s.Handler == nil {
+		_ = l.Close()
 		return errors.New("mllp: Server.Handler is nil")
 	}
 	s.mu.Lock()
 	s.initLocked()
 	if s.inShutdown.Load() {
 		s.mu.Unlock()
+		_ = l.Close()
 		return ErrServerClosed
 	}
 	lp := &l
@@ -308,8 +310,7 @@ func (s *Server) ActiveConns() int {
 	return len(s.conns)
 }
 
-// beginShutdown marks the server closed and closes its listeners. It reports
-// whether this call was the first.
+// beginShutdownLocked marks the server closed and closes its listeners.
 func (s *Server) beginShutdownLocked() {
 	s.initLocked()
 	if !s.inShutdown.Swap(true) {
