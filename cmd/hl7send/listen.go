@@ -90,7 +90,7 @@ func (o *options) runListen(ctx context.Context, stdout, stderr io.Writer) (int,
 	if err := <-served; !errors.Is(err, mllp.ErrServerClosed) {
 		fmt.Fprintln(stderr, "hl7send: serve:", err)
 	}
-	fmt.Fprintf(stderr, "hl7send: stopped after %d messages\n", rc.seq.Load())
+	fmt.Fprintf(stderr, "hl7send: stopped after %s\n", plural(int(rc.seq.Load()), "message", "messages"))
 	return exitOK, nil
 }
 

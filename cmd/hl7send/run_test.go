@@ -24,7 +24,13 @@ import (
 	"github.com/mllpd/mllpd/mllp"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv("HL7SEND_RUN_MAIN") == "1" { // the test binary playing hl7send (TestSignals)
+		main()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // testServer is a real MLLP listener on 127.0.0.1:0 that records every frame and
 // answers through reply.
@@ -661,5 +667,37 @@ func TestValidFixturesRoundTrip(t *testing.T) {
 	r := hl7send(t, "", append([]string{"--addr", addr, "--concurrency", "3"}, args...)...)
 	if r.code != exitOK {
 		t.Fatalf("want every valid fixture answered AA, got:\n%v", r)
+	}
+}
+
+// A late ACK must never be taken for the next message's: after a timeout the connection
+// is dropped and the next message goes over a new one.
+func TestLateAckIsNotTakenForTheNextMessage(t *testing.T) {
+	release := make(chan struct{})
+	ts := startServer(t, func(f []byte) ([]byte, error) {
+		if readHeader(f).ControlID == "A1" {
+			<-release // answers only after the sender gave up
+		}
+		return []byte(ackFor(f, "AA")), nil
+	})
+	t.Cleanup(func() { close(release) }) // runs before the server's Shutdown
+	dir := writeFiles(t, map[string]string{"a.hl7": msgA + msgB})
+	r := hl7send(t, "", "--addr", ts.addr, "--timeout", "200ms", "--json", dir)
+	if r.code != exitNoAck {
+		t.Fatalf("want exit 2, got:\n%v", r)
+	}
+	for _, want := range []string{
+		`"control_id":"A1","message_type":"ADT^A01^ADT_A01","result":"no_ack"`,
+		`"control_id":"B2","message_type":"ADT^A08^ADT_A01","result":"ok","ack":"AA","ack_control_id":"B2"`,
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %s:\n%v", want, r)
+		}
+	}
+	ts.mu.Lock()
+	peers := len(ts.peers)
+	ts.mu.Unlock()
+	if peers != 2 {
+		t.Errorf("%d connections, want 2 (a new one after the timeout)", peers)
 	}
 }
