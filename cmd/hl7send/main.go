@@ -1,5 +1,3 @@
-// Command hl7send replays HL7 v2 fixture files at an MLLP listener and reports every ACK;
-// with --listen it is a small receiving endpoint instead. See README.md.
 package main
 
 import (
