@@ -143,9 +143,24 @@ func expand(arg string) ([]string, error) {
 			}
 			return nil
 		}
-		if !hidden && d.Type().IsRegular() && hasMessageExtension(d.Name()) {
-			out = append(out, p)
+		if hidden || !hasMessageExtension(d.Name()) {
+			return nil
 		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			// A link to a file is read (fixture sets are often assembled from links);
+			// links to directories are not followed (no loops), and a dangling one is
+			// an unreadable input.
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			if !fi.Mode().IsRegular() {
+				return nil
+			}
+		} else if !d.Type().IsRegular() {
+			return nil
+		}
+		out = append(out, p)
 		return nil
 	})
 	if err != nil {

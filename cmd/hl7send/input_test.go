@@ -163,6 +163,22 @@ func TestReadInputs(t *testing.T) {
 		t.Errorf("glob and stdin (-want +got):\n%s", diff)
 	}
 
+	// A link to a file in a directory is read; a dangling one fails the input.
+	linked := writeFiles(t, nil)
+	if err := os.Symlink(filepath.Join(dir, "a.hl7"), filepath.Join(linked, "link.hl7")); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err = readInputs([]string{linked}, nil, false)
+	if err != nil || len(msgs) != 1 || string(msgs[0].data) != msgA {
+		t.Errorf("symlinked file: got %d messages, %v; want msgA", len(msgs), err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "gone.hl7"), filepath.Join(linked, "dangling.hl7")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err = readInputs([]string{linked}, nil, false); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("dangling symlink: err = %v, want ErrNotExist", err)
+	}
+
 	msgs, _, err = readInputs([]string{filepath.Join(dir, "a.hl7"), filepath.Join(dir, "b", "1.hl7")}, nil, true)
 	if err != nil {
 		t.Fatal(err)
