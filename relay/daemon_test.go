@@ -513,3 +513,92 @@ func TestNoBodiesInLogs(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownAnswersInFlight: a frame that has started when Shutdown begins
+// is still stored and answered; then the store is closed cleanly.
+func TestShutdownAnswersInFlight(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte("data_dir: "+filepath.Join(dir, "data")+"\nadmin: {listen: \"127.0.0.1:0\"}\nstorage: {min_free_bytes: 0}\n"+
+		strings.ReplaceAll(oneListener, "{{listen}}", `"127.0.0.1:0"`)), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, Options{Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	idle := dial(t, d.ListenerAddr("pas").String()) // between frames: closed by Shutdown
+	busy := dial(t, d.ListenerAddr("pas").String())
+	half := len(m1) / 2
+	if _, err := busy.c.Write([]byte("\x0b" + m1[:half])); err != nil {
+		t.Fatal(err)
+	}
+	// The server must have read the frame's start before Shutdown begins, or
+	// the connection counts as idle; mllp offers no event for a frame start.
+	time.Sleep(200 * time.Millisecond)
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- d.Shutdown(ctx)
+	}()
+	waitFor(t, "the daemon to stop being ready", func() bool { return d.Ready() != nil })
+	if _, err := busy.c.Write([]byte(m1[half:] + "\x1c\r")); err != nil {
+		t.Fatal(err)
+	}
+	if r := busy.reply(); segField(r, "MSA", 1) != "AA" {
+		t.Fatalf("in-flight frame: reply %q, want AA", r)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	idle.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.r.ReadFrame(); err == nil {
+		t.Errorf("idle connection got a frame after shutdown")
+	}
+	st, err := store.Open(store.Options{Path: filepath.Join(dir, "data", "mllpd.db")})
+	if err != nil {
+		t.Fatalf("reopening the store after shutdown: %v", err)
+	}
+	defer st.Close()
+	if recs, err := st.Query(store.Filter{ControlID: "CTL0001", Limit: 1}); err != nil || len(recs) != 1 {
+		t.Errorf("the in-flight message is not in the store after shutdown (%v)", err)
+	}
+}
+
+func TestMetricsExposed(t *testing.T) {
+	td := startDaemon(t, oneListener)
+	c := dial(t, td.addr(t, "pas"))
+	c.roundTrip(m1)
+	c.roundTrip(m1) // duplicate
+	c.roundTrip(strings.ReplaceAll(strings.Replace(m1, "CTL0001", "LF1", 1), "\r", "\n"))
+	c.roundTrip("PID|1||1\r")
+	resp, err := http.Get("http://" + td.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`mllpd_ingest_acks_total{code="AA",listener="pas"} 3`,
+		`mllpd_ingest_acks_total{code="AE",listener="pas"} 1`,
+		`mllpd_ingest_duplicates_total{listener="pas"} 1`,
+		`mllpd_ingest_messages_accepted_total{listener="pas"} 2`,
+		`mllpd_ingest_rejected_total{listener="pas",reason="no_msh"} 1`,
+		`mllpd_ingest_repairs_total{listener="pas",repair="lf"} 1`,
+		`mllpd_ingest_ack_latency_seconds_count{listener="pas"} 4`,
+		`mllpd_mllp_open_connections{listener="pas"} 1`,
+		`mllpd_store_size_bytes `,
+		`mllpd_store_free_disk_bytes `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(body), "CTL0001") || strings.Contains(string(body), "127.0.0.1:") {
+		t.Errorf("/metrics carries a control ID or a peer address")
+	}
+}
