@@ -98,6 +98,9 @@ func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 		}
 	}
 	reply, op, sent, err := c.roundTrip(ctx, msg)
+	if errors.Is(err, ErrInvalidPayload) {
+		return nil, &SendError{Op: op, Addr: c.Addr, Err: err} // nothing was written: the connection is fine
+	}
 	if err != nil {
 		c.dropConn()
 		if c.isClosed() {
@@ -148,8 +151,18 @@ func (c *Client) roundTrip(ctx context.Context, msg []byte) (reply []byte, op st
 	// expired deadline so that a blocked write or read returns now.
 	if ctx.Done() != nil { // context.Background has nothing to watch
 		nc := c.nc
-		stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
-		defer stop()
+		expired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			_ = nc.SetDeadline(aLongTimeAgo)
+			close(expired)
+		})
+		defer func() {
+			if !stop() {
+				// The func has started: let it finish, or it could
+				// expire the next Send's deadline.
+				<-expired
+			}
+		}()
 	}
 
 	if err := c.w.WriteFrame(msg); err != nil {

@@ -174,3 +174,42 @@ func TestClientDialErrors(t *testing.T) {
 		t.Errorf("Send with cancelled ctx = %v, want context.Canceled", err)
 	}
 }
+
+func TestClientInvalidPayloadKeepsConnection(t *testing.T) {
+	rec := newRecorder()
+	addr := startServer(t, &Server{Handler: ackHandler, OnEvent: rec.record})
+	c := &Client{Addr: addr}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Send(context.Background(), msg("V1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(context.Background(), []byte("MSH|^~\\&|\x0b|")); !errors.Is(err, ErrInvalidPayload) {
+		t.Errorf("Send with VT = %v, want ErrInvalidPayload", err)
+	}
+	if _, err := c.Send(context.Background(), msg("V2")); err != nil {
+		t.Fatal(err)
+	}
+	if n := rec.count(ConnOpened); n != 1 {
+		t.Errorf("connections = %d, want 1", n)
+	}
+}
+
+// TestClientCloseInterruptsSend: Close does not wait for a Send that waits
+// for its reply.
+func TestClientCloseInterruptsSend(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	addr := startServer(t, &Server{Handler: HandlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
+		close(entered)
+		<-release
+		return nil, nil
+	})})
+	t.Cleanup(func() { close(release) })
+	c := &Client{Addr: addr}
+	go func() {
+		<-entered
+		c.Close()
+	}()
+	if _, err := c.Send(context.Background(), msg("X")); !errors.Is(err, ErrClientClosed) {
+		t.Errorf("Send = %v, want ErrClientClosed", err)
+	}
+}
