@@ -11,12 +11,7 @@ func (m *Message) findSeg(name string, occ int) int {
 	if occ == 0 {
 		occ = 1
 	}
-	f := m.delims.Field
-	for i := range m.segs {
-		b := m.segBytes(i)
-		if len(b) < len(name) || string(b[:len(name)]) != name || (len(b) > len(name) && b[len(name)] != f) {
-			continue
-		}
+	for i := m.findSegFrom(name, 0); i >= 0; i = m.findSegFrom(name, i+1) {
 		if occ--; occ == 0 {
 			return i
 		}
@@ -159,9 +154,18 @@ func (m *Message) SegmentCountOf(name string) int {
 
 func (m *Message) findSegFrom(name string, from int) int {
 	f := m.delims.Field
+	if len(name) != 3 {
+		return -1 // paths always name 3-character IDs
+	}
+	n0, n1, n2 := name[0], name[1], name[2]
 	for i := from; i < len(m.segs); i++ {
-		b := m.segBytes(i)
-		if len(b) >= len(name) && string(b[:len(name)]) == name && (len(b) == len(name) || b[len(name)] == f) {
+		var b []byte
+		if s := &m.segs[i]; s.edit == 0 {
+			b = m.raw[s.start:s.end]
+		} else {
+			b = m.edits[s.edit-1]
+		}
+		if len(b) >= 3 && b[0] == n0 && b[1] == n1 && b[2] == n2 && (len(b) == 3 || b[3] == f) {
 			return i
 		}
 	}

@@ -60,6 +60,8 @@ type Batch struct {
 	// Repairs of the envelope segments (terminators, BOM); each Message
 	// records its own.
 	Repairs Repairs
+
+	one [1]*Message // backing array of Messages for a single message: no extra allocation
 }
 
 // SplitBatch splits a frame into messages: an FHS/BHS batch, a headerless run
@@ -79,8 +81,9 @@ func SplitBatch(raw []byte, o Options) (*Batch, error) {
 			return nil, err
 		}
 		b := &Batch{Kind: SingleMessage, Delimiters: m.delims, DeclaredCount: -1}
-		if m.SegmentCountOf("MSH") <= 1 && !m.hasEnvelopeSegment() {
-			b.Messages = []*Message{m}
+		if !m.hasEnvelopeSegment() {
+			b.one[0] = m
+			b.Messages = b.one[:]
 			return b, nil
 		}
 		return splitHeaderless(m, o, b)
@@ -101,10 +104,16 @@ func SplitBatch(raw []byte, o Options) (*Batch, error) {
 	return splitEnvelope(env, o, b)
 }
 
+// hasEnvelopeSegment reports whether a segment after the first is MSH, BHS,
+// FHS, BTS or FTS: the frame is more than one message.
 func (m *Message) hasEnvelopeSegment() bool {
-	for i := range m.segs {
-		switch string(segName(m.segBytes(i), m.delims.Field)) {
-		case "BHS", "FHS", "BTS", "FTS":
+	for i := 1; i < len(m.segs); i++ {
+		b := m.segBytes(i)
+		if len(b) < 3 || b[1] != 'H' && b[1] != 'S' && b[1] != 'T' {
+			continue
+		}
+		switch string(segName(b, m.delims.Field)) {
+		case "MSH", "BHS", "FHS", "BTS", "FTS":
 			return true
 		}
 	}

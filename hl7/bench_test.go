@@ -75,17 +75,19 @@ func BenchmarkNaiveSplit5(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		segs := bytes.Split(raw, []byte{'\r'})
-		fields := make(map[string][][]byte, len(segs))
+		split := make([][][]byte, 0, len(segs))
 		for _, s := range segs {
-			f := bytes.Split(s, []byte{'|'})
-			if len(f) == 0 || len(f[0]) == 0 {
-				continue
-			}
-			if _, dup := fields[string(f[0])]; !dup {
-				fields[string(f[0])] = f
-			}
+			split = append(split, bytes.Split(s, []byte{'|'}))
 		}
-		msh, pid, pv1 := fields["MSH"], fields["PID"], fields["PV1"]
+		find := func(name string) [][]byte {
+			for _, f := range split {
+				if string(f[0]) == name {
+					return f
+				}
+			}
+			return nil
+		}
+		msh, pid, pv1 := find("MSH"), find("PID"), find("PV1")
 		n += len(msh[9])                                                           // MSH-10
 		n += len(bytes.Split(msh[8], []byte{'^'})[1])                              // MSH-9.2
 		n += len(bytes.Split(bytes.Split(pid[3], []byte{'~'})[0], []byte{'^'})[0]) // PID-3[1].1
@@ -158,5 +160,18 @@ func BenchmarkContentHash(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = m.ContentHash()
+	}
+}
+
+// BenchmarkSplitBatchSingle is what ingest pays per single-message frame.
+func BenchmarkSplitBatchSingle(b *testing.B) {
+	raw := benchMessage(b)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		bt, err := SplitBatch(raw, Options{})
+		if err != nil || len(bt.Messages) != 1 {
+			b.Fatal(err)
+		}
 	}
 }

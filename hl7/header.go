@@ -19,18 +19,39 @@ type Header struct {
 	CharsetField                                                 string // MSH-18 repetition 1 raw
 }
 
-// inspectHeader records the header repairs and resolves the charset.
+// inspectHeader records the header repairs and resolves the charset, in one
+// pass over MSH (this runs for every message on the ACK path).
 func (m *Message) inspectHeader(o Options) {
 	msh := m.segBytes(0)
 	d := m.delims
-	if len(comp1(fieldRaw(msh, d.Field, 11), d)) == 0 {
+	// MSH-n is parts[n-1]: MSH-11, MSH-12 and MSH-18 are parts 10, 11, 17.
+	var msh11, msh12, msh18 []byte
+	part, start := 0, 0
+	for i := 0; i <= len(msh); i++ {
+		if i < len(msh) && msh[i] != d.Field {
+			continue
+		}
+		switch part {
+		case 10:
+			msh11 = msh[start:i]
+		case 11:
+			msh12 = msh[start:i]
+		case 17:
+			msh18 = msh[start:i]
+		}
+		if part++; part > 17 {
+			break
+		}
+		start = i + 1
+	}
+	if len(comp1(msh11, d)) == 0 {
 		m.repairs |= RepairMissingProcessingID
 	}
-	if len(comp1(fieldRaw(msh, d.Field, 12), d)) == 0 {
+	if len(comp1(msh12, d)) == 0 {
 		m.repairs |= RepairMissingVersion
 	}
 	m.fallback = o.CharsetFallback
-	m.charset = resolveCharset(fieldRaw(msh, d.Field, 18), d.Repetition, m.raw, o.CharsetFallback)
+	m.charset = resolveCharset(msh18, d.Repetition, m.raw, o.CharsetFallback)
 }
 
 // comp1 returns component 1 of repetition 1 of field value v.
@@ -100,4 +121,24 @@ func (m *Message) ValidateHeader() error {
 
 func isEmptyOrNull(v []byte) bool {
 	return len(v) == 0 || len(v) == 2 && v[0] == '"' && v[1] == '"'
+}
+
+// EnhancedMode reports whether the sender asked for enhanced-mode
+// acknowledgments: MSH-15 or MSH-16 valued (reference §4.7, §5.2).
+func (h Header) EnhancedMode() bool { return h.AcceptAckType != "" || h.AppAckType != "" }
+
+// WantsAcceptAck applies reference §5.2's decision table for an
+// enhanced-mode accept acknowledgment: AL always; NE never; ER only on error;
+// SU only on success. A blank MSH-15 (with MSH-16 valued) and a value outside
+// table 0155 count as AL: a sender that waits gets an answer.
+func (h Header) WantsAcceptAck(success bool) bool {
+	switch strings.TrimSpace(h.AcceptAckType) {
+	case "NE":
+		return false
+	case "ER":
+		return !success
+	case "SU":
+		return success
+	}
+	return true
 }

@@ -184,6 +184,8 @@ func (m *Message) split(off int) {
 	hasLF := bytes.IndexByte(raw[off:], '\n') >= 0
 	gap := 0
 	last := -1
+	segs := m.segs // appended locally: one slice-header store at the end, not one per segment
+	rep := m.repairs
 	for i := off; i < n; {
 		var j int
 		if hasLF {
@@ -208,20 +210,20 @@ func (m *Message) split(off int) {
 			}
 		}
 		if isBlank(raw[i:j]) {
-			m.repairs |= RepairBlankSegments
+			rep |= RepairBlankSegments
 			i = t
 			continue
 		}
-		m.repairs |= trep
-		m.segs = append(m.segs, seg{gap: int32(gap), start: int32(i), end: int32(j), term: int32(t)})
-		last = len(m.segs) - 1
+		rep |= trep
+		segs = append(segs, seg{gap: int32(gap), start: int32(i), end: int32(j), term: int32(t)})
+		last = len(segs) - 1
 		gap = t
 		i = t
 	}
-	if last >= 0 && m.segs[last].term == m.segs[last].end {
-		m.repairs |= RepairFinalTerminator
+	if last >= 0 && segs[last].term == segs[last].end {
+		rep |= RepairFinalTerminator
 	}
-	m.tail = int32(gap)
+	m.segs, m.repairs, m.tail = segs, rep, int32(gap)
 }
 
 func isBlank(b []byte) bool {
