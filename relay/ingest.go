@@ -39,6 +39,7 @@ type ingest struct {
 type listenerMetrics struct {
 	frames, accepted, duplicates, reused, unrouted prometheus.Counter
 	latency                                        prometheus.Observer
+	acks                                           map[hl7.AckCode]prometheus.Counter
 }
 
 func newIngest(d *Daemon, lc *config.Listener) *ingest {
@@ -52,6 +53,10 @@ func newIngest(d *Daemon, lc *config.Listener) *ingest {
 		reused:     mm.reused.WithLabelValues(lc.Name),
 		unrouted:   mm.unrouted.WithLabelValues(lc.Name),
 		latency:    mm.ackLatency.WithLabelValues(lc.Name),
+		acks:       map[hl7.AckCode]prometheus.Counter{},
+	}
+	for _, c := range []hl7.AckCode{hl7.AA, hl7.AE, hl7.AR, hl7.CA, hl7.CE, hl7.CR} {
+		in.m.acks[c] = mm.acks.WithLabelValues(lc.Name, string(c))
 	}
 	return in
 }
@@ -351,7 +356,7 @@ func (in *ingest) ack(lc *config.Listener, msg *hl7.Message, h *hl7.Header, f fa
 		o.Text = p.text
 		o.Error = &hl7.AckError{Code: p.code, Location: p.location}
 	}
-	in.d.metrics.acks.WithLabelValues(in.name, string(code)).Inc()
+	in.m.acks[code].Inc()
 	return hl7.NewACK(msg, code, o)
 }
 
@@ -401,7 +406,7 @@ func (in *ingest) rejectFrame(ctx context.Context, lc *config.Listener, req *mll
 	o := in.ackOptions(lc)
 	o.Text = p.text
 	o.Error = &hl7.AckError{Code: p.code, Location: p.location}
-	in.d.metrics.acks.WithLabelValues(in.name, string(p.original)).Inc()
+	in.m.acks[p.original].Inc()
 	return hl7.NewNAK(req.Frame, p.original, o)
 }
 
@@ -422,7 +427,7 @@ func (in *ingest) rejectOversize(ctx context.Context, lc *config.Listener, req *
 	o := in.ackOptions(lc)
 	o.Text = p.text
 	o.Error = &hl7.AckError{Code: hl7.ValueTooLongCode(version), Diagnostic: "frame of " + strconv.FormatInt(req.Oversize, 10) + " bytes exceeds max_message_bytes"}
-	in.d.metrics.acks.WithLabelValues(in.name, string(p.original)).Inc()
+	in.m.acks[p.original].Inc()
 	return hl7.NewNAK(req.Frame, p.original, o)
 }
 
