@@ -1,6 +1,7 @@
 package hl7
 
 import (
+	"errors"
 	"strconv"
 	"time"
 )
@@ -64,12 +65,24 @@ type Batch struct {
 	one [1]*Message // backing array of Messages for a single message: no extra allocation
 }
 
+// frameRelative moves the location of a message's ParseError from the
+// message to the frame that holds it (the message starts at byte off, after
+// segs segments).
+func frameRelative(err error, off, segs int) error {
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		pe.Offset += off
+		pe.SegIndex += segs
+	}
+	return err
+}
+
 // SplitBatch splits a frame into messages: an FHS/BHS batch, a headerless run
 // of MSH messages, or a single message (Kind SingleMessage, equal to Parse).
 // Each message is parsed with o; its Raw() is a sub-slice of raw. Errors: as
 // Parse for a frame that starts with neither MSH nor BHS/FHS, or for a
-// message inside the batch (the ParseError offsets are then relative to that
-// message); *BatchError for a broken envelope: a BHS or FHS without any MSH,
+// message inside the batch (its location is then given within the frame);
+// *BatchError for a broken envelope: a BHS or FHS without any MSH,
 // a second FHS, a BHS inside an open batch, a segment before the first MSH or
 // after FTS, an FHS or BHS after the first MSH of a headerless frame.
 func SplitBatch(raw []byte, o Options) (*Batch, error) {
@@ -130,7 +143,7 @@ func splitHeaderless(m *Message, o Options, b *Batch) (*Batch, error) {
 		}
 		msg, err := ParseWithOptions(m.raw[m.segs[start].start:m.segs[end].term], o)
 		if err != nil {
-			return err
+			return frameRelative(err, int(m.segs[start].start), start)
 		}
 		b.Messages = append(b.Messages, msg)
 		return nil
@@ -174,7 +187,7 @@ func splitEnvelope(env *Message, o Options, b *Batch) (*Batch, error) {
 		}
 		m, err := ParseWithOptions(env.raw[env.segs[msgStart].start:env.segs[last].term], o)
 		if err != nil {
-			return err
+			return frameRelative(err, int(env.segs[msgStart].start), msgStart)
 		}
 		b.Messages = append(b.Messages, m)
 		msgStart = -1
@@ -288,7 +301,10 @@ func NewBatchACK(b *Batch, acks [][]byte, o AckOptions) []byte {
 	out := make([]byte, 0, n+256)
 	bh := b.Batch
 	if !b.HasBHS {
+		// FHS without BHS: the reply's BHS names the same parties and
+		// references no inbound batch.
 		bh = b.File
+		bh.ControlID = ""
 	}
 	if b.Kind == BatchFHS {
 		out = appendEnvelopeHeader(out, "FHS", b.File, d, now, o)

@@ -50,7 +50,6 @@ func (m *Message) inspectHeader(o Options) {
 	if len(comp1(msh12, d)) == 0 {
 		m.repairs |= RepairMissingVersion
 	}
-	m.fallback = o.CharsetFallback
 	m.charset = resolveCharset(msh18, d.Repetition, m.raw, o.CharsetFallback)
 }
 

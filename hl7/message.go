@@ -89,16 +89,15 @@ const inlineSegs = 24
 // the raw bytes. A Message is not safe for concurrent use when one goroutine
 // edits it; concurrent reads are safe.
 type Message struct {
-	raw      []byte
-	delims   Delimiters
-	repairs  Repairs
-	charset  string
-	fallback string
-	tail     int32 // start of the bytes after the last segment's terminator
-	edited   bool
-	segs     []seg
-	edits    [][]byte
-	inline   [inlineSegs]seg
+	raw     []byte
+	delims  Delimiters
+	repairs Repairs
+	charset string
+	tail    int32 // start of the bytes after the last segment's terminator
+	edited  bool
+	segs    []seg
+	edits   [][]byte
+	inline  [inlineSegs]seg
 }
 
 // Parse parses raw with default Options. See ParseWithOptions.
@@ -128,9 +127,6 @@ func ParseWithOptions(raw []byte, o Options) (*Message, error) {
 			o++
 		}
 		return nil, &ParseError{Segment: "MSH", SegIndex: 1, Field: field, Offset: o, Err: ErrBadDelimiters}
-	}
-	if raw == nil {
-		raw = []byte{} // GetRaw tells present-but-empty (non-nil) from absent (nil)
 	}
 	m := &Message{raw: raw, delims: d, repairs: rep | drep}
 	m.segs = m.inline[:0]
@@ -280,13 +276,12 @@ func segName(s []byte, f byte) []byte {
 // Clone returns an independent copy of m (raw bytes included) for editing.
 func (m *Message) Clone() *Message {
 	c := &Message{
-		raw:      bytes.Clone(m.raw),
-		delims:   m.delims,
-		repairs:  m.repairs,
-		charset:  m.charset,
-		fallback: m.fallback,
-		tail:     m.tail,
-		edited:   m.edited,
+		raw:     bytes.Clone(m.raw),
+		delims:  m.delims,
+		repairs: m.repairs,
+		charset: m.charset,
+		tail:    m.tail,
+		edited:  m.edited,
 	}
 	if len(m.segs) <= inlineSegs {
 		c.segs = c.inline[:len(m.segs)]

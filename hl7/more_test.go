@@ -86,3 +86,20 @@ func TestParseAllocations(t *testing.T) {
 		t.Errorf("Parse + GetRaw allocates %v times, want 1", n)
 	}
 }
+
+// TestBatchErrorLocation: a broken message inside a frame is located in the frame.
+func TestBatchErrorLocation(t *testing.T) {
+	for _, tt := range []struct {
+		raw            string
+		segIndex, offs int
+	}{
+		{"BHS|^~\\&\rMSH|^^\r", 2, 13},
+		{"MSH|^~\\&|A|B|||2024||ADT^A01|1\rPID|1\rMSH|^^\r", 3, 41},
+	} {
+		_, err := SplitBatch([]byte(tt.raw), Options{})
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.SegIndex != tt.segIndex || pe.Offset != tt.offs || pe.Field != 2 {
+			t.Errorf("%q: err = %v, want MSH-2 at segment %d byte %d", tt.raw, err, tt.segIndex, tt.offs)
+		}
+	}
+}
