@@ -453,3 +453,49 @@ func TestSummary(t *testing.T) {
 		t.Errorf("Summary = %q, want %q", got, want)
 	}
 }
+
+// TestExpandedValuesNotInErrors: a variable is how a secret stays out of the file, so an
+// error about an expanded value quotes it as written, not as expanded.
+func TestExpandedValuesNotInErrors(t *testing.T) {
+	t.Setenv("MLLPD_T_URL", "ftp://user:hunter2@lab.example/")
+	t.Setenv("MLLPD_T_TIMEOUT", "hunter2")
+	_, err := config.Parse([]byte(`
+destinations:
+  - name: lab
+    type: http
+    url: "${MLLPD_T_URL}"
+    timeout: "${MLLPD_T_TIMEOUT}"
+`), "")
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse = %v, want Errors", err)
+	}
+	want := []string{
+		`destinations[0].url: "${MLLPD_T_URL}": not an http:// or https:// URL`,
+		`destinations[0].timeout: "${MLLPD_T_TIMEOUT}": not a duration (e.g. 30s, 10m, 24h)`,
+	}
+	if diff := cmp.Diff(want, errs.Lines()); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}
+
+// TestAliasBomb: aliases that expand a small file into a huge tree stop at a budget with
+// one error instead of exhausting memory or time.
+func TestAliasBomb(t *testing.T) {
+	rules := "m: &m [" + strings.TrimSuffix(strings.Repeat(`{delete: ZPI}, `, 1000), ", ") + "]\n"
+	targets := "t: &t [" + strings.TrimSuffix(strings.Repeat(`{destination: d, map: *m}, `, 1000), ", ") + "]\n"
+	routes := "routes: [" + strings.TrimSuffix(strings.Repeat(`{name: r, to: *t}, `, 1000), ", ") + "]\n"
+	doc := "x:\n  " + strings.ReplaceAll(rules+targets, "\n", "\n  ") + "\n" + routes
+	start := time.Now()
+	_, err := config.Parse([]byte(doc), "")
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("Parse took %v", d)
+	}
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse = %v, want Errors", err)
+	}
+	if len(errs) != 2 || errs[0].Error() != "x: unknown key" || errs[1].Msg != "document too large (too many aliases?)" {
+		t.Errorf("errors:\n%v\nwant x: unknown key, then one \"document too large\"", err)
+	}
+}

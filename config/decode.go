@@ -11,9 +11,14 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxNodeVisits bounds the decoder's work: YAML aliases can make a small file expand into
-// a huge tree (the "billion laughs" shape). No real configuration comes near this.
-const maxNodeVisits = 1 << 20
+// The decoding budget bounds work and memory (nodes visited plus list and map elements
+// allocated): YAML aliases can make a small file expand into a huge tree (the "billion
+// laughs" shape). Each document adds a fixed allowance plus a multiple of its own node
+// count, so a file without aliases never runs out, however large.
+const (
+	budgetBase    = 1 << 14
+	budgetPerNode = 4
+)
 
 var durationType = reflect.TypeFor[time.Duration]()
 
@@ -31,13 +36,16 @@ type decoder struct {
 	errs      []FieldError
 	present   map[string]bool // paths of keys given by a file (not by a default)
 	lines     map[string]int  // paths given by the user's file -> line
+	expanded  map[string]expansion
+	fields    map[reflect.Type]map[string]int // fieldIndex cache
 	user      bool            // decoding the user's file: record lines
 	visits    int
+	budget    int
 	exhausted bool
 }
 
 func newDecoder(lookupEnv func(string) (string, bool)) *decoder {
-	return &decoder{lookupEnv: lookupEnv, present: map[string]bool{}, lines: map[string]int{}}
+	return &decoder{lookupEnv: lookupEnv, present: map[string]bool{}, lines: map[string]int{}, expanded: map[string]expansion{}, fields: map[reflect.Type]map[string]int{}}
 }
 
 func (d *decoder) fail(path string, line int, format string, args ...any) {
@@ -56,16 +64,19 @@ func (d *decoder) mark(path string, line int) {
 
 // forget drops what an earlier document recorded under path, which is being replaced.
 func (d *decoder) forget(path string) {
-	for _, m := range []map[string]bool{d.present} {
-		for p := range m {
-			if isUnder(p, path) {
-				delete(m, p)
-			}
+	for p := range d.present {
+		if isUnder(p, path) {
+			delete(d.present, p)
 		}
 	}
 	for p := range d.lines {
 		if isUnder(p, path) {
 			delete(d.lines, p)
+		}
+	}
+	for p := range d.expanded {
+		if isUnder(p, path) {
+			delete(d.expanded, p)
 		}
 	}
 }
@@ -87,7 +98,20 @@ func (d *decoder) document(doc *yaml.Node, c *Config) {
 	if isNull(n) {
 		return
 	}
+	d.budget += budgetBase + budgetPerNode*countNodes(n)
 	d.decode(n, "", reflect.ValueOf(c).Elem())
+}
+
+// countNodes counts the nodes of a tree as written, without following aliases.
+func countNodes(n *yaml.Node) int {
+	count := 0
+	stack := []*yaml.Node{n}
+	for len(stack) > 0 {
+		n, stack = stack[len(stack)-1], stack[:len(stack)-1]
+		count++
+		stack = append(stack, n.Content...)
+	}
+	return count
 }
 
 func isNull(n *yaml.Node) bool {
@@ -115,16 +139,25 @@ func isScalarType(t reflect.Type) bool {
 	return true
 }
 
+// spend charges cost against the decoding budget (nodes visited plus elements
+// allocated), reporting once when it runs out.
+func (d *decoder) spend(path string, n *yaml.Node, cost int) bool {
+	if d.visits += cost; d.visits <= d.budget {
+		return true
+	}
+	if !d.exhausted {
+		d.exhausted = true
+		d.fail(path, n.Line, "document too large (too many aliases?)")
+	}
+	return false
+}
+
 // decode stores n into v (addressable). path names v in error messages.
 func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
-	if d.visits++; d.visits > maxNodeVisits {
-		if !d.exhausted {
-			d.exhausted = true
-			d.fail(path, n.Line, "document too large (too many aliases?)")
-		}
+	if !d.spend(path, n, 1) {
 		return
 	}
 	t := v.Type()
@@ -197,13 +230,18 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 	case reflect.Struct:
 		d.structure(n, path, v)
 	case reflect.Slice:
-		d.forget(path)
+		if v.Len() > 0 {
+			d.forget(path) // replacing an earlier document's list (only then: forget is O(n))
+		}
 		if isNull(n) {
 			v.SetZero()
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
 			d.fail(path, n.Line, "must be a list, not %s", kindName(n))
+			return
+		}
+		if !d.spend(path, n, len(n.Content)) {
 			return
 		}
 		s := reflect.MakeSlice(t, len(n.Content), len(n.Content))
@@ -214,13 +252,18 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		}
 		v.Set(s)
 	case reflect.Map:
-		d.forget(path)
+		if v.Len() > 0 {
+			d.forget(path)
+		}
 		if isNull(n) {
 			v.SetZero()
 			return
 		}
 		if n.Kind != yaml.MappingNode {
 			d.fail(path, n.Line, "must be a mapping, not %s", kindName(n))
+			return
+		}
+		if !d.spend(path, n, len(n.Content)/2) {
 			return
 		}
 		m := reflect.MakeMapWithSize(t, len(n.Content)/2)
@@ -257,7 +300,11 @@ func (d *decoder) structure(n *yaml.Node, path string, v reflect.Value) {
 		d.fail(path, n.Line, "must be a mapping, not %s", kindName(n))
 		return
 	}
-	fields := fieldIndex(v.Type())
+	fields := d.fields[v.Type()]
+	if fields == nil {
+		fields = fieldIndex(v.Type())
+		d.fields[v.Type()] = fields
+	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -307,7 +354,23 @@ func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
 	if isNull(n) {
 		return "", true
 	}
-	return d.expand(path, n.Line, n.Value)
+	s, ok := d.expand(path, n.Line, n.Value)
+	if ok && s != n.Value {
+		d.expanded[path] = expansion{written: n.Value, value: s}
+	}
+	return s, ok
+}
+
+// expansion is a value that had ${NAME} references: error messages quote it as written,
+// since variables are how secrets are kept out of the file (and so out of logs).
+type expansion struct{ written, value string }
+
+// maskExpanded rewrites a message about an expanded value to quote the value as written.
+func (d *decoder) maskExpanded(e FieldError) FieldError {
+	if x, ok := d.expanded[e.Path]; ok {
+		e.Msg = strings.ReplaceAll(e.Msg, strconv.Quote(x.value), strconv.Quote(x.written))
+	}
+	return e
 }
 
 // expand replaces ${NAME} (NAME: a capital letter or _, then capitals, digits or _) with

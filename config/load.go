@@ -87,6 +87,9 @@ func Parse(data []byte, source string) (*Config, error) {
 	dec.user = true
 	dec.document(doc, &c)
 
+	if dec.exhausted {
+		return nil, sortErrors(dec.errs) // a partial tree is not worth validating
+	}
 	overridden := applyEnv(&c, dec)
 	applyDefaults(&c, func(p string) bool { return dec.present[p] })
 
@@ -95,8 +98,12 @@ func Parse(data []byte, source string) (*Config, error) {
 		lines: dec.lines,
 	}
 	v.config(&c)
-	errs := dec.errs
+	errs := make([]FieldError, 0, len(dec.errs)+len(v.errs))
+	for _, e := range dec.errs {
+		errs = append(errs, dec.maskExpanded(e))
+	}
 	for _, e := range v.errs {
+		e = dec.maskExpanded(e)
 		if !coveredBy(e.Path, dec.errs) {
 			if env, ok := overridden[e.Path]; ok {
 				e.Msg += " (from " + env + ")"
