@@ -38,7 +38,7 @@ type decoder struct {
 	lines     map[string]int  // paths given by the user's file -> line
 	expanded  map[string]expansion
 	fields    map[reflect.Type]map[string]int // fieldIndex cache
-	user      bool            // decoding the user's file: record lines
+	user      bool                            // decoding the user's file: record lines
 	visits    int
 	budget    int
 	exhausted bool
