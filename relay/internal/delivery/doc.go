@@ -15,10 +15,11 @@
 //     dead-letter and continue, or block the queue (store.SetBlocked; it
 //     stays blocked across restarts until an admin unblocks or skips).
 //     HTTP 401/403 always block: they are config errors.
-//   - At least once: an attempt record is written in attempt order by one
-//     recorder goroutine, behind the next sends (group-committed by the
-//     store, never one fsync per message for the worker alone to wait on);
-//     a crash or a stop re-sends at most a suffix of the queue, in order.
+//   - At least once: attempt records go to the store with RecordAsync, in
+//     attempt order, and are group-committed while the worker sends the next
+//     messages (never one fsync per message to wait for); the store commits
+//     them in that order, so a crash re-sends at most a suffix of the queue,
+//     in order. Dead letters and blocks wait for their commit.
 //   - Run stops at a message boundary when its ctx ends, writes every
 //     pending record and closes the transport before it returns; the store
 //     must stay open until then.

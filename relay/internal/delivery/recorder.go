@@ -3,103 +3,118 @@ package delivery
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"go.uber.org/zap"
 
 	"github.com/mllpd/mllpd/store"
 )
 
-// recorderDepth bounds the attempt records a worker may have in flight; a
-// full queue makes the worker wait (backpressure on a slow disk).
+// recorderDepth bounds the attempt records a worker may have uncommitted; at
+// the bound the worker waits (backpressure on a slow disk).
 const recorderDepth = 1024
 
-// A recorder writes a worker's attempt records in the order they were made,
-// from one goroutine, so that the worker can send the next message while the
-// previous one's "delivered" commits: a crash then re-sends at most a suffix
-// of the queue, in order (records are never committed out of order).
+// A recorder hands a worker's attempt records to the store without waiting
+// for their commit (store.RecordAsync), so that the worker sends the next
+// message while the previous "delivered" mark joins a group commit with
+// other writes. RecordAsync queues in call order and the store commits in
+// queue order, and only the worker calls submit: records are committed in
+// attempt order, so a crash re-sends at most a suffix of the queue, in order.
+//
+// Outcomes come back on the committing goroutine; they are handed over to
+// the recorder's own goroutine (the store's callback must not block), which
+// logs failures, reports events and wakes waiters.
 type recorder struct {
 	st      QueueStore
 	dest    string
 	log     *zap.Logger
 	onEvent func(Event)
-	ch      chan recordReq
+	slots   chan struct{} // one per uncommitted record: done never blocks
+	comp    chan completion
+	pending sync.WaitGroup // submitted, not yet completed
 	done    chan struct{}
 }
 
 type recordReq struct {
-	e       store.QueueEntry
-	a       store.Attempt
-	kind    string
-	result  chan<- error // nil: nobody waits
-	barrier bool
+	e      store.QueueEntry
+	a      store.Attempt
+	kind   string
+	result chan<- error // nil: nobody waits
+}
+
+type completion struct {
+	recordReq
+	err error
 }
 
 func newRecorder(st QueueStore, dest string, log *zap.Logger, onEvent func(Event)) *recorder {
 	r := &recorder{st: st, dest: dest, log: log, onEvent: onEvent,
-		ch: make(chan recordReq, recorderDepth), done: make(chan struct{})}
+		slots: make(chan struct{}, recorderDepth), comp: make(chan completion, recorderDepth), done: make(chan struct{})}
 	go r.run()
 	return r
 }
 
 func (r *recorder) run() {
 	defer close(r.done)
-	// Records outlive the worker's ctx: once an attempt happened it is
-	// written, also during shutdown (the store closes after the workers).
-	ctx := context.Background()
-	for req := range r.ch {
-		if req.barrier { // everything queued before it is written
-			req.result <- nil
-			continue
-		}
-		err := r.st.Record(ctx, r.dest, req.e.ID, req.a)
-		if err != nil && req.result == nil {
-			lvl := r.log.Error
-			if errors.Is(err, store.ErrNotFound) {
-				lvl = r.log.Warn // an admin skipped or removed it meanwhile
-			}
-			lvl("recording delivery attempt", zap.Uint64("seq", req.e.Seq), zap.Uint64("queue_id", req.e.ID),
-				zap.Stringer("outcome", req.a.Outcome), zap.Error(err))
-		}
-		if r.onEvent != nil {
-			ev := Event{Dest: r.dest, QueueID: req.e.ID, Seq: req.e.Seq, Class: req.kind, Reason: req.a.Reason, Err: err}
-			switch req.a.Outcome {
-			case store.Delivered:
-				ev.Kind = EventDelivered
-			case store.DeadLettered:
-				ev.Kind = EventDeadLettered
-			default:
-				ev.Kind = EventAttempted
-			}
-			r.onEvent(ev)
-		}
-		if req.result != nil {
-			req.result <- err
-		}
+	for c := range r.comp {
+		r.complete(c)
+		<-r.slots
+		r.pending.Done()
 	}
 }
 
-// submit queues a record and returns at once.
-func (r *recorder) submit(e store.QueueEntry, a store.Attempt, kind string, result chan<- error) {
-	r.ch <- recordReq{e: e, a: a, kind: kind, result: result}
+func (r *recorder) complete(c completion) {
+	if c.err != nil && c.result == nil {
+		lvl := r.log.Error
+		if errors.Is(c.err, store.ErrNotFound) {
+			lvl = r.log.Warn // an admin skipped or requeued it meanwhile
+		}
+		lvl("recording delivery attempt", zap.Uint64("seq", c.e.Seq), zap.Uint64("queue_id", c.e.ID),
+			zap.Stringer("outcome", c.a.Outcome), zap.Error(c.err))
+	}
+	if r.onEvent != nil {
+		ev := Event{Dest: r.dest, QueueID: c.e.ID, Seq: c.e.Seq, Class: c.kind, Reason: c.a.Reason, Err: c.err}
+		switch c.a.Outcome {
+		case store.Delivered:
+			ev.Kind = EventDelivered
+		case store.DeadLettered:
+			ev.Kind = EventDeadLettered
+		default:
+			ev.Kind = EventAttempted
+		}
+		r.onEvent(ev)
+	}
+	if c.result != nil {
+		c.result <- c.err
+	}
 }
 
-// wait queues a record behind those already queued and waits for its commit.
-// It cannot be abandoned: the record is written whatever the caller does.
+// submit hands a record to the store and returns once it is queued there
+// (not committed). Only the worker's goroutine calls it.
+func (r *recorder) submit(e store.QueueEntry, a store.Attempt, kind string, result chan<- error) {
+	r.slots <- struct{}{}
+	r.pending.Add(1)
+	req := recordReq{e: e, a: a, kind: kind, result: result}
+	// Background: once an attempt happened its record is written, also
+	// during shutdown (the store closes after the workers).
+	r.st.RecordAsync(context.Background(), r.dest, e.ID, a, func(err error) {
+		r.comp <- completion{recordReq: req, err: err} // never blocks: a slot is held
+	})
+}
+
+// wait submits a record and waits for its commit.
 func (r *recorder) wait(e store.QueueEntry, a store.Attempt, kind string) error {
 	res := make(chan error, 1)
 	r.submit(e, a, kind, res)
 	return <-res
 }
 
-// flush waits until every record queued so far is written.
-func (r *recorder) flush() {
-	res := make(chan error, 1)
-	r.ch <- recordReq{barrier: true, result: res}
-	<-res
-}
+// flush waits until every record submitted so far is committed (or failed).
+func (r *recorder) flush() { r.pending.Wait() }
 
-// close writes every queued record and stops.
+// close flushes and stops the recorder's goroutine.
 func (r *recorder) close() {
-	close(r.ch)
+	r.pending.Wait()
+	close(r.comp)
 	<-r.done
 }

@@ -20,7 +20,9 @@ type QueueStore interface {
 	Pending(dest string, afterID uint64, limit int) ([]store.QueueEntry, error)
 	PendingCount(dest string) (n int, oldest time.Time, err error)
 	Get(seq uint64) (store.Record, error)
-	Record(ctx context.Context, dest string, id uint64, a store.Attempt) error
+	// RecordAsync queues an attempt record for the next group commit, in
+	// call order, and calls done with its outcome once committed.
+	RecordAsync(ctx context.Context, dest string, id uint64, a store.Attempt, done func(error))
 	SetBlocked(ctx context.Context, dest, reason string) error
 	Blocked(dest string) (reason string, blocked bool)
 }
