@@ -216,3 +216,26 @@ func isASCII(b []byte) bool {
 	}
 	return true
 }
+
+// headerFields holds MSH-1..MSH-20 of a header segment, by HL7 number (index
+// 0 unused); absent fields are nil.
+type headerFields [21][]byte
+
+// splitHeader splits a header segment (MSH, BHS, FHS) in one pass. The ACK
+// path reads a dozen MSH fields: one pass instead of one scan per field.
+func splitHeader(msh []byte, f byte, out *headerFields) {
+	*out = headerFields{}
+	if len(msh) < 4 || msh[3] != f {
+		return
+	}
+	out[1] = msh[3:4]
+	n, start := 2, 4
+	for i := 4; i <= len(msh) && n < len(out); i++ {
+		if i < len(msh) && msh[i] != f {
+			continue
+		}
+		out[n] = msh[start:i]
+		n++
+		start = i + 1
+	}
+}

@@ -116,19 +116,59 @@ const defaultAckVersion = "2.5.1"
 
 // KnownVersion reports whether v is a version of table 0104 (2.0 to 2.9.1).
 func KnownVersion(v string) bool {
-	switch v {
-	case "2.0", "2.0D", "2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6",
-		"2.7", "2.7.1", "2.8", "2.8.1", "2.8.2", "2.9", "2.9.1":
-		return true
+	_, ok := knownVersion([]byte(v))
+	return ok
+}
+
+// knownVersion returns v as a constant string when it is in table 0104, so
+// building an ACK does not allocate for it.
+func knownVersion(v []byte) (string, bool) {
+	switch string(v) {
+	case "2.0":
+		return "2.0", true
+	case "2.0D":
+		return "2.0D", true
+	case "2.1":
+		return "2.1", true
+	case "2.2":
+		return "2.2", true
+	case "2.3":
+		return "2.3", true
+	case "2.3.1":
+		return "2.3.1", true
+	case "2.4":
+		return "2.4", true
+	case "2.5":
+		return "2.5", true
+	case "2.5.1":
+		return "2.5.1", true
+	case "2.6":
+		return "2.6", true
+	case "2.7":
+		return "2.7", true
+	case "2.7.1":
+		return "2.7.1", true
+	case "2.8":
+		return "2.8", true
+	case "2.8.1":
+		return "2.8.1", true
+	case "2.8.2":
+		return "2.8.2", true
+	case "2.9":
+		return "2.9", true
+	case "2.9.1":
+		return "2.9.1", true
 	}
-	return false
+	return "", false
 }
 
 // AckVersion returns the version an ACK to a message of version inbound
 // carries: inbound when it is a known 2.x, else def ("" means 2.5.1).
-func AckVersion(inbound, def string) string {
-	if KnownVersion(inbound) {
-		return inbound
+func AckVersion(inbound, def string) string { return ackVersion([]byte(inbound), def) }
+
+func ackVersion(inbound []byte, def string) string {
+	if v, ok := knownVersion(inbound); ok {
+		return v
 	}
 	if def == "" {
 		return defaultAckVersion
@@ -154,13 +194,14 @@ type ackSource struct {
 	delims                               Delimiters
 	sendApp, sendFac, rcvApp, rcvFac     []byte
 	trigger, controlID, procID, charsets []byte
-	version                              string
+	version                              []byte // MSH-12.1, trimmed
 }
 
 func sourceOf(m *Message) ackSource {
-	msh := m.segBytes(0)
 	d := m.delims
-	f := func(n int) []byte { return fieldRaw(msh, d.Field, n) }
+	var h headerFields
+	splitHeader(m.segBytes(0), d.Field, &h)
+	f := func(n int) []byte { return h[n] }
 	return ackSource{
 		delims:    d,
 		sendApp:   f(3),
@@ -171,7 +212,7 @@ func sourceOf(m *Message) ackSource {
 		controlID: f(10),
 		procID:    f(11),
 		charsets:  f(18),
-		version:   string(bytes.TrimSpace(comp1(f(12), d))),
+		version:   bytes.TrimSpace(comp1(f(12), d)),
 	}
 }
 
@@ -192,7 +233,7 @@ func buildACK(src ackSource, code AckCode, o AckOptions) []byte {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	version := AckVersion(src.version, o.DefaultVersion)
+	version := ackVersion(src.version, o.DefaultVersion)
 	b := make([]byte, 0, 256)
 	b = append(b, "MSH"...)
 	b = append(b, d.Field)
@@ -383,7 +424,7 @@ func NewNAK(raw []byte, code AckCode, o AckOptions) []byte {
 		// BHS/FHS share MSH's positions for 1-7 only: keep the delimiters
 		// and the applications.
 		src := salvage(body)
-		src.controlID, src.trigger, src.procID, src.charsets, src.version = nil, nil, nil, nil, ""
+		src.controlID, src.trigger, src.procID, src.charsets, src.version = nil, nil, nil, nil, nil
 		return buildACK(src, code, o)
 	}
 	return buildACK(ackSource{delims: DefaultDelimiters}, code, o)
@@ -460,7 +501,7 @@ func salvage(body []byte) ackSource {
 	} else {
 		v = nth(v, comp, 1)
 	}
-	src.version = string(bytes.TrimSpace(v))
+	src.version = bytes.TrimSpace(v)
 	return src
 }
 

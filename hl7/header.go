@@ -22,28 +22,10 @@ type Header struct {
 // inspectHeader records the header repairs and resolves the charset, in one
 // pass over MSH (this runs for every message on the ACK path).
 func (m *Message) inspectHeader(o Options) {
-	msh := m.segBytes(0)
+	var h headerFields
+	splitHeader(m.segBytes(0), m.delims.Field, &h)
 	d := m.delims
-	// MSH-n is parts[n-1]: MSH-11, MSH-12 and MSH-18 are parts 10, 11, 17.
-	var msh11, msh12, msh18 []byte
-	part, start := 0, 0
-	for i := 0; i <= len(msh); i++ {
-		if i < len(msh) && msh[i] != d.Field {
-			continue
-		}
-		switch part {
-		case 10:
-			msh11 = msh[start:i]
-		case 11:
-			msh12 = msh[start:i]
-		case 17:
-			msh18 = msh[start:i]
-		}
-		if part++; part > 17 {
-			break
-		}
-		start = i + 1
-	}
+	msh11, msh12, msh18 := h[11], h[12], h[18]
 	if len(comp1(msh11, d)) == 0 {
 		m.repairs |= RepairMissingProcessingID
 	}
@@ -71,7 +53,9 @@ func (m *Message) Header() Header {
 		off := cap(msh) - cap(v) // v aliases msh: its offset from the capacity difference
 		return s[off : off+len(v)]
 	}
-	field := func(n int) []byte { return fieldRaw(msh, d.Field, n) }
+	var h headerFields
+	splitHeader(msh, d.Field, &h)
+	field := func(n int) []byte { return h[n] }
 	rep1 := func(n int) []byte { return nth(field(n), d.Repetition, 1) }
 	msg := rep1(9)
 	return Header{
