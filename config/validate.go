@@ -446,8 +446,9 @@ func (v *validator) identity(p, s string) {
 	switch {
 	case s == "":
 		v.add(p, "must not be empty")
-	case strings.ContainsAny(s, "|^~\\&#\r\n"):
-		v.add(p, "%q: must not contain HL7 delimiters (| ^ ~ \\ & #) or line breaks", s)
+	case strings.ContainsAny(s, "|^~\\&#") || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r > '~' }):
+		// It is written into every ACK's MSH-3/MSH-4, which must read in any charset.
+		v.add(p, "%q: use printable ASCII without HL7 delimiters (| ^ ~ \\ & #)", s)
 	}
 }
 
