@@ -125,3 +125,48 @@ func (h Header) WantsAcceptAck(success bool) bool {
 	}
 	return true
 }
+
+// SalvageHeader reads what it can of the MSH at the start of raw (after a BOM
+// and leading junk) even when Parse fails, for logs, metrics and the
+// rejected log of a broken or truncated frame (reference §6): fields are
+// taken by position from the MSH line, split on its field separator, and
+// components on MSH-2's first character (or '^'). ok is false when raw does
+// not start with MSH and a usable field separator.
+func SalvageHeader(raw []byte) (h Header, ok bool) {
+	off, _ := skipLeading(raw)
+	body := raw[off:]
+	if m, err := Parse(body); err == nil {
+		return m.Header(), true
+	}
+	if !hasID(body, "MSH") || len(body) < 4 || !isDelimByte(body[3]) {
+		return Header{}, false
+	}
+	line := lineAt(body, 0)
+	d := Delimiters{Field: line[3], Component: '^', Repetition: '~'}
+	if len(line) > 4 && line[4] != d.Field && isDelimByte(line[4]) {
+		d.Component = line[4]
+	}
+	if len(line) > 5 && line[5] != d.Field && line[5] != d.Component && isDelimByte(line[5]) {
+		d.Repetition = line[5]
+	}
+	var f headerFields
+	splitHeader(line, d.Field, &f)
+	s := func(v []byte) string { return string(v) }
+	msg := nth(f[9], d.Repetition, 1)
+	return Header{
+		SendingApp:        s(f[3]),
+		SendingFacility:   s(f[4]),
+		ReceivingApp:      s(f[5]),
+		ReceivingFacility: s(f[6]),
+		Timestamp:         s(f[7]),
+		Type:              s(nth(msg, d.Component, 1)),
+		Event:             s(nth(msg, d.Component, 2)),
+		Structure:         s(nth(msg, d.Component, 3)),
+		ControlID:         s(f[10]),
+		ProcessingID:      s(comp1(f[11], d)),
+		Version:           strings.TrimSpace(s(comp1(f[12], d))),
+		AcceptAckType:     s(f[15]),
+		AppAckType:        s(f[16]),
+		CharsetField:      s(nth(f[18], d.Repetition, 1)),
+	}, true
+}

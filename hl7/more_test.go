@@ -103,3 +103,28 @@ func TestBatchErrorLocation(t *testing.T) {
 		}
 	}
 }
+
+func TestSalvageHeader(t *testing.T) {
+	tests := []struct {
+		name, raw string
+		want      Header
+		ok        bool
+	}{
+		{"parses", "MSH|^~\\&|LAB|RXH|||2024||ADT^A01|C1|P|2.7\rPID|1\r",
+			Header{SendingApp: "LAB", SendingFacility: "RXH", Timestamp: "2024", Type: "ADT", Event: "A01", ControlID: "C1", ProcessingID: "P", Version: "2.7"}, true},
+		{"duplicate delimiters (case 26)", "MSH|^^\\&|LAB|RXH|||20240131||ADT^A01|C4|P|2.4\r",
+			Header{SendingApp: "LAB", SendingFacility: "RXH", Timestamp: "20240131", Type: "ADT", Event: "A01", ControlID: "C4", ProcessingID: "P", Version: "2.4"}, true},
+		{"truncated prefix of an oversized frame", "\xef\xbb\xbfMSH|^~\\&|LAB|RXH|||2024||ORU^R01|BIG1|P|2.8\rOBX|1|ED|PDF||^application^pdf^Base64^JVBER",
+			Header{SendingApp: "LAB", SendingFacility: "RXH", Timestamp: "2024", Type: "ORU", Event: "R01", ControlID: "BIG1", ProcessingID: "P", Version: "2.8"}, true},
+		{"no MSH", "PID|1||123\r", Header{}, false},
+		{"MSH without separator", "MSH", Header{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := SalvageHeader([]byte(tt.raw))
+			if ok != tt.ok || got != tt.want {
+				t.Errorf("SalvageHeader = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
