@@ -280,12 +280,19 @@ func TestUsageAndInputErrors(t *testing.T) {
 		{"--cert without --key", []string{"--cert", a, a}, "--cert and --key go together"},
 		{"CA file without certificates", []string{"--ca", a, a}, "no PEM certificate"},
 	}
+	// A file that cannot be read even by root (tests run as root in CI):
+	// a path through a regular file fails with ENOTDIR.
+	tests = append(tests, struct {
+		name    string
+		args    []string
+		wantErr string
+	}{"unreadable file", []string{a, filepath.Join(a, "inside.hl7")}, "not a directory"})
 	if os.Geteuid() != 0 { // root reads a mode 0 file anyway
 		tests = append(tests, struct {
 			name    string
 			args    []string
 			wantErr string
-		}{"unreadable file", []string{a, unreadable}, "permission denied"})
+		}{"file without read permission", []string{a, unreadable}, "permission denied"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
