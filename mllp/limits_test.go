@@ -166,3 +166,46 @@ func TestEventKindString(t *testing.T) {
 		t.Errorf("FrameTooLarge = %q", got)
 	}
 }
+
+func TestParseAllow(t *testing.T) {
+	got, err := ParseAllow([]string{"10.1.0.0/16", "10.2.3.4", "::1", "::ffff:192.168.0.0/120", "10.9.9.9/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("10.2.3.4/32"),
+		netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("192.168.0.0/24"),
+		netip.MustParsePrefix("10.0.0.0/8"),
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("ParseAllow (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"", "10.0.0.0/33", "host.example", "10.0.0"} {
+		if _, err := ParseAllow([]string{bad}); err == nil {
+			t.Errorf("ParseAllow(%q) succeeded", bad)
+		}
+	}
+}
+
+// TestServerSlowloris: a frame trickled a byte at a time is cut at
+// ReadTimeout counted from its VT; reads do not extend the deadline.
+func TestServerSlowloris(t *testing.T) {
+	rec := newRecorder()
+	addr := startServer(t, &Server{Handler: ackHandler, ReadTimeout: 150 * time.Millisecond, OnEvent: rec.record})
+	c := dial(t, addr, "")
+	tick := time.NewTicker(10 * time.Millisecond) // pacing of the attack, not synchronisation
+	defer tick.Stop()
+	payload := []byte(vt + string(msg("SLOW"))) // ~80 bytes: 800 ms of trickle
+	sent := 0
+	for sent < len(payload) && rec.count(ReadTimeout) == 0 {
+		<-tick.C
+		if _, err := c.Write(payload[sent : sent+1]); err != nil {
+			break // the server closed
+		}
+		sent++
+	}
+	rec.wait(t, ReadTimeout, 1)
+	if sent == len(payload) {
+		t.Errorf("the whole %d-byte trickle was accepted before the read timeout: reads extend the deadline", sent)
+	}
+}

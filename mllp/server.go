@@ -573,3 +573,26 @@ func (c *conn) handle(req *Request) (reply []byte, err error) {
 	}
 	return reply, err
 }
+
+// ParseAllow parses an allow list as written in configuration: each entry is
+// a CIDR prefix ("10.1.0.0/16") or a single address ("10.1.2.3", taken as
+// /32 or /128). IPv4-mapped IPv6 entries are unmapped, as peer addresses are.
+func ParseAllow(entries []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(entries))
+	for i, e := range entries {
+		if p, err := netip.ParsePrefix(e); err == nil {
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(e)
+		if err != nil {
+			return nil, fmt.Errorf("mllp: allow[%d]: %q is neither a CIDR prefix nor an IP address", i, e)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
