@@ -222,8 +222,12 @@ func sourceOf(m *Message) ackSource {
 // (§4.3); MSH-10 = o.ControlID; MSH-11 copied ("P" when empty); MSH-12 =
 // AckVersion; MSH-18 copied. MSA-2 is the inbound MSH-10 verbatim. A
 // negative code adds MSA-3 and ERR (ERR-1 form before v2.5, ERR-2/3/4/7/8
-// from v2.5). It works on messages that fail ValidateHeader.
+// from v2.5). It works on messages that fail ValidateHeader; a nil m gets
+// the NAK of a payload without MSH.
 func NewACK(m *Message, code AckCode, o AckOptions) []byte {
+	if m == nil {
+		return buildACK(ackSource{delims: DefaultDelimiters}, code, o)
+	}
 	return buildACK(sourceOf(m), code, o)
 }
 

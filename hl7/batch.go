@@ -283,7 +283,7 @@ func splitEnvelope(env *Message, o Options, b *Batch) (*Batch, error) {
 // inbound BHS-11, FHS-12 = the inbound FHS-11. For SingleMessage and
 // Headerless frames the reply is one ACK: acks[0] is returned as is.
 func NewBatchACK(b *Batch, acks [][]byte, o AckOptions) []byte {
-	if b.Kind == SingleMessage || b.Kind == Headerless {
+	if b == nil || b.Kind == SingleMessage || b.Kind == Headerless {
 		if len(acks) == 0 {
 			return nil
 		}
