@@ -209,3 +209,29 @@ func TestServerSlowloris(t *testing.T) {
 		t.Errorf("the whole %d-byte trickle was accepted before the read timeout: reads extend the deadline", sent)
 	}
 }
+
+// TestServerRestartsDoNotExtendReadTimeout: VT after VT (each a "restart")
+// does not keep a connection open past ReadTimeout.
+func TestServerRestartsDoNotExtendReadTimeout(t *testing.T) {
+	rec := newRecorder()
+	addr := startServer(t, &Server{Handler: ackHandler, ReadTimeout: 150 * time.Millisecond, OnEvent: rec.record})
+	c := dial(t, addr, "")
+	tick := time.NewTicker(20 * time.Millisecond) // pacing of the attack, not synchronisation
+	defer tick.Stop()
+	const restarts = 100 // 2 s of restarts
+	sent := 0
+	for sent < restarts && rec.count(ReadTimeout) == 0 {
+		<-tick.C
+		if _, err := c.Write([]byte(vt + "MSH|")); err != nil {
+			break
+		}
+		sent++
+	}
+	rec.wait(t, ReadTimeout, 1)
+	if sent == restarts {
+		t.Errorf("%d restarts over 2 s were accepted: restarts extend the read timeout", sent)
+	}
+	if rec.count(FrameRestarted) == 0 {
+		t.Error("no FrameRestarted events")
+	}
+}

@@ -93,7 +93,7 @@ type Server struct {
 	MaxFrameBytes int            // 0 = DefaultMaxFrameBytes
 	MaxConns      int            // 0 = unlimited; further connections are closed at accept
 	MaxConnsPerIP int            // 0 = unlimited; per peer IP address
-	ReadTimeout   time.Duration  // a frame must complete within this once its VT arrived (slowloris); 0 = DefaultReadTimeout; also bounds the TLS handshake
+	ReadTimeout   time.Duration  // a frame must complete within this once its VT arrived (slowloris), restarts included; 0 = DefaultReadTimeout; also bounds the TLS handshake
 	IdleTimeout   time.Duration  // longest wait for the next frame's VT; 0 = DefaultIdleTimeout
 	WriteTimeout  time.Duration  // a reply must be written within this; 0 = DefaultWriteTimeout
 	Allow         []netip.Prefix // peers allowed to connect; empty = everyone
@@ -399,12 +399,14 @@ func (c *conn) enterIdle(deadline time.Time, setRW bool) bool {
 }
 
 // frameStarted is the Reader's onStart hook: a VT arrived, so the frame now
-// has ReadTimeout to complete.
+// has ReadTimeout to complete. A VT that restarts a frame does not extend
+// the deadline: a peer sending VT after VT must not hold a connection
+// forever without completing a frame.
 func (c *conn) frameStarted() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing && c.idle {
-		return // Shutdown already expired the read deadline; keep it so
+	if !c.idle || c.closing {
+		return // a restart; or Shutdown already expired the read deadline: keep it so
 	}
 	c.idle = false
 	_ = c.nc.SetReadDeadline(time.Now().Add(orDefault(c.srv.ReadTimeout, DefaultReadTimeout)))
