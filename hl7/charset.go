@@ -196,3 +196,17 @@ func resolveCharset(msh18 []byte, rep byte, body []byte, fallback string) string
 	}
 	return CharsetWindows1252
 }
+
+// IsStandardCharset reports whether v (an MSH-18 repetition, spaces around it
+// ignored) is spelled as table 0211 spells it. A value that LookupCharset
+// knows but that is not standard is an alias: reference §8.3 asks for a
+// warning once per sender.
+func IsStandardCharset(v string) bool {
+	switch strings.TrimSpace(v) {
+	case "ASCII", "8859/1", "8859/2", "8859/3", "8859/4", "8859/5", "8859/6", "8859/7", "8859/8", "8859/9", "8859/15",
+		"ISO IR6", "ISO IR14", "ISO IR87", "ISO IR159", "GB 18030-2000", "KS X 1001", "CNS 11643-1992", "BIG-5",
+		"UNICODE", "UNICODE UTF-8", "UNICODE UTF-16", "UNICODE UTF-32":
+		return true
+	}
+	return false
+}

@@ -128,3 +128,12 @@ func TestSalvageHeader(t *testing.T) {
 		})
 	}
 }
+
+func TestIsStandardCharset(t *testing.T) {
+	for v, want := range map[string]bool{"UNICODE UTF-8": true, " 8859/1 ": true, "ASCII": true, "UTF-8": false, "utf8": false,
+		"ISO-8859-1": false, "unicode utf-8": false, "": false} {
+		if got := IsStandardCharset(v); got != want {
+			t.Errorf("IsStandardCharset(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
