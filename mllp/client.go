@@ -27,11 +27,15 @@ var ErrClientClosed = errors.New("mllp: client closed")
 // that has no MSA at all): probably the late ACK of an earlier message.
 // It holds control IDs only, never message content.
 type AckMismatchError struct {
-	Sent string // MSH-10 of the message sent
-	Got  string // MSA-2 of the reply; "" if the reply has no MSA
+	Sent  string // MSH-10 of the message sent
+	Got   string // MSA-2 of the reply; "" if the reply has no MSA
+	NoMSA bool   // the reply has no MSA segment at all (not an ACK)
 }
 
 func (e *AckMismatchError) Error() string {
+	if e.NoMSA {
+		return fmt.Sprintf("mllp: reply to MSH-10 %q has no MSA segment", e.Sent)
+	}
 	return fmt.Sprintf("mllp: reply MSA-2 %q does not match sent MSH-10 %q", e.Got, e.Sent)
 }
 
@@ -191,9 +195,9 @@ func (c *Client) check(sent, reply []byte) error {
 	if !ok || len(want) == 0 {
 		return nil // nothing to match against (batch, raw test input)
 	}
-	got, _ := ackControlID(reply)
+	got, ok := ackControlID(reply)
 	if !bytes.Equal(got, want) {
-		return &AckMismatchError{Sent: string(want), Got: string(got)}
+		return &AckMismatchError{Sent: string(want), Got: string(got), NoMSA: !ok}
 	}
 	return nil
 }
