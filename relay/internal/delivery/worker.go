@@ -214,7 +214,8 @@ func (w *Worker) Notify() {
 // message boundary: an in-flight send finishes or is cut by ctx, and an entry
 // not recorded as delivered is sent again by the next run (at least once).
 // The store must stay open until Run returns. A non-nil error means the store
-// failed in a way the worker cannot wait out (it was closed).
+// failed in a way the worker cannot wait out (it was closed). Run is called
+// once per Worker.
 func (w *Worker) Run(ctx context.Context) error {
 	w.rec = newRecorder(w.cfg.Store, w.cfg.Name, w.log, w.cfg.OnEvent)
 	defer func() {
@@ -264,21 +265,30 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// wait returns after d, when ctx ends or, if wakeable, on Notify.
+// wait returns after d, when ctx ends (false) or, if wakeable, on Notify.
+// While it waits it keeps queue_depth and the oldest age current: a long
+// backoff or a blocked queue is when an admin looks at them.
 func (w *Worker) wait(ctx context.Context, d time.Duration, wakeable bool) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	tick := time.NewTicker(gaugeInterval)
+	defer tick.Stop()
 	var wake <-chan struct{}
 	if wakeable {
 		wake = w.wake
 	}
-	select {
-	case <-ctx.Done():
-		return false
-	case <-wake:
-	case <-t.C:
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-wake:
+			return true
+		case <-t.C:
+			return true
+		case <-tick.C:
+			w.updateGauges(true)
+		}
 	}
-	return true
 }
 
 func (w *Worker) updateGauges(force bool) {

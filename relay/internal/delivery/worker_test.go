@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -451,10 +452,16 @@ func TestStopDuringRetry(t *testing.T) {
 	ds := newDownstream(func(string, int) reply { return reply{close: true} })
 	addr, _ := startMLLP(t, ds, "")
 	qs := appendN(t, st, 1, 1, "adt", 0)
-	h := startWorker(t, st, delivery.WorkerConfig{Transport: mllpTransport(t, addr)})
+	// The worker's clock runs an hour ahead of the store's: the oldest
+	// entry is an hour old to it.
+	later := func() time.Time { return time.Now().Add(time.Hour) }
+	h := startWorker(t, st, delivery.WorkerConfig{Transport: mllpTransport(t, addr), Now: later})
 	h.next(delivery.EventAttempted)
 	h.next(delivery.EventAttempted)
 	h.stop()
+	if age := metric(t, h, "mllpd_delivery_oldest_undelivered_age_seconds"); age < 3590 || age > 3700 {
+		t.Errorf("oldest_undelivered_age_seconds = %v, want about 3600", age)
+	}
 	if n, _, _ := st.PendingCount(dest); n != 1 {
 		t.Errorf("PendingCount = %d, want 1", n)
 	}

@@ -28,7 +28,10 @@ func RenderJSON(er7 []byte) ([]byte, error) {
 	occ := map[string]int{}
 	doc := jsonMessage{Charset: m.Charset(), Segments: make([]jsonSegment, 0, m.SegmentCount())}
 	for _, line := range segmentLines(m) {
-		name := string(line[:min(3, len(line))])
+		name := string(line)
+		if i := bytes.IndexByte(line, d.Field); i >= 0 {
+			name = string(line[:i]) // as hl7 names segments
+		}
 		occ[name]++
 		seg := jsonSegment{ID: name, Fields: []jsonField{}}
 		parts := bytes.Split(line, []byte{d.Field})
