@@ -120,3 +120,33 @@ func frames(t *testing.T, r *Reader, limit int) framesRead {
 		out.results = append(out.results, describe(p, err))
 	}
 }
+
+// FuzzHeaderScan checks the Client's MSH-10 and MSA-2 scans on arbitrary
+// bytes: no panic, and a found value is one field (no separator, no segment
+// terminator) of the input.
+func FuzzHeaderScan(f *testing.F) {
+	f.Add([]byte(m1))
+	f.Add([]byte("MSH|^~\\&|B|B|A|A|1||ACK|9|P|2.5.1\rMSA|AA|CTL0001\r"))
+	f.Add([]byte("\xEF\xBB\xBF\nMSH#^~\\&#B\nMSA#AE#X#t\n"))
+	f.Add([]byte("MSH"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for name, scan := range map[string]func([]byte) ([]byte, bool){"controlID": controlID, "ackControlID": ackControlID} {
+			v, ok := scan(b)
+			if !ok && v != nil {
+				t.Fatalf("%s: value %q without a segment", name, v)
+			}
+			if bytes.ContainsAny(v, "\r\n") {
+				t.Fatalf("%s: value %q spans segments", name, v)
+			}
+			if len(v) > 0 && !bytes.Contains(b, v) {
+				t.Fatalf("%s: value %q is not in the input", name, v)
+			}
+		}
+		if v, ok := controlID(b); ok && len(v) > 0 {
+			trimmed := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF")), "\r\n \x00")
+			if bytes.IndexByte(v, trimmed[3]) >= 0 {
+				t.Fatalf("controlID %q contains the field separator", v)
+			}
+		}
+	})
+}
