@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,8 @@ func (f HandlerFunc) ServeMLLP(ctx context.Context, req *Request) ([]byte, error
 // Every connection has a bounded cost: frames are limited in size and in the
 // time they may take to arrive, idle connections are closed, replies have a
 // write deadline, and connections are limited in total and per peer address.
+// Accepted TCP connections keep the listener's TCP keep-alive settings (on by
+// default in Go), so half-open connections of vanished peers are found.
 // Each refusal or fault is reported to OnEvent and logged once with the peer
 // address, never with message content.
 //
@@ -562,10 +565,10 @@ func (c *conn) readFailed(err error, inFrame bool) {
 func (c *conn) handle(req *Request) (reply []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("mllp: handler panic: %v", v)
+			err = fmt.Errorf("mllp: handler panic: %s", panicText(v))
 			c.event(HandlerPanic, 0, err)
 			c.log.Error("handler panicked; closing connection",
-				zap.Any("panic", v), zap.ByteString("stack", debug.Stack()))
+				zap.String("panic", panicText(v)), zap.ByteString("stack", debug.Stack()))
 		}
 	}()
 	reply, err = c.srv.Handler.ServeMLLP(c.ctx, req)
@@ -597,4 +600,14 @@ func ParseAllow(entries []string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// panicText describes a recovered panic without echoing values that could
+// carry message content: runtime errors (index out of range, nil
+// dereference) are safe to print; for anything else only the type is given.
+func panicText(v any) string {
+	if re, ok := v.(runtime.Error); ok {
+		return re.Error()
+	}
+	return fmt.Sprintf("value of type %T", v)
 }
