@@ -334,3 +334,72 @@ func TestServerMaxConns(t *testing.T) {
 		t.Errorf("replies (-want +got):\n%s", diff)
 	}
 }
+
+// readHookListener wraps accepted connections so that a test learns when the
+// server enters its n-th Read on a connection.
+type readHookListener struct {
+	net.Listener
+	reads chan int // receives the 1-based number of each Read as it starts
+}
+
+func (l *readHookListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &readHookConn{Conn: c, reads: l.reads}, nil
+}
+
+type readHookConn struct {
+	net.Conn
+	reads chan int
+	n     int
+}
+
+func (c *readHookConn) Read(p []byte) (int, error) {
+	c.n++
+	select {
+	case c.reads <- c.n:
+	default:
+	}
+	return c.Conn.Read(p)
+}
+
+// TestServerShutdownMidFrame: a frame whose VT has arrived is in flight;
+// Shutdown lets it complete and be answered.
+func TestServerShutdownMidFrame(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := &readHookListener{Listener: ln, reads: make(chan int, 16)}
+	srv := &Server{Handler: ackHandler}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(hl) }()
+
+	c := dial(t, ln.Addr().String(), "")
+	whole := frame(string(msg("MID")))
+	if _, err := c.Write([]byte(whole[:20])); err != nil {
+		t.Fatal(err)
+	}
+	// Read 1 returned the first half (VT seen); Read 2 waits for the rest.
+	for n := range hl.reads {
+		if n == 2 {
+			break
+		}
+	}
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- srv.Shutdown(context.Background()) }()
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve = %v, want ErrServerClosed", err)
+	}
+	if _, err := c.Write([]byte(whole[20:])); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"AA:MID"}, replies(t, c)); diff != "" {
+		t.Errorf("reply to the frame in flight (-want +got):\n%s", diff)
+	}
+	if err := <-shutdownDone; err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+}
