@@ -505,3 +505,51 @@ func TestNewWorkerErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartResendsUnrecorded: a stop cuts the in-flight send (the ACK
+// timeout is far away); the next run sends that message again and not the
+// ones recorded as delivered: at least once, in order.
+func TestRestartResendsUnrecorded(t *testing.T) {
+	st := openStore(t)
+	hung := make(chan struct{}, 1)
+	ds := newDownstream(func(ctrl string, n int) reply {
+		if ctrl == ctrlID(2) && n == 1 {
+			hung <- struct{}{}
+			return reply{hang: true, store: true}
+		}
+		return ack("AA", ctrl)
+	})
+	addr, _ := startMLLP(t, ds, "")
+	qs := appendN(t, st, 1, 3, "adt", 0)
+	tr, err := delivery.NewTransport(delivery.TransportConfig{Name: dest, Type: "mllp", Address: addr, AckTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startWorker(t, st, delivery.WorkerConfig{Transport: tr})
+	h.next(delivery.EventDelivered)
+	select {
+	case <-hung:
+	case <-time.After(waitFor):
+		t.Fatal("second message never sent")
+	}
+	start := time.Now()
+	h.stop()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stop took %v with a send in flight", d)
+	}
+	if d := delivered(t, st, qs[1].seq); d.State != store.StatePending || d.Attempts != 0 {
+		t.Errorf("cut send recorded as %+v, want pending with no attempt", d)
+	}
+
+	h2 := startWorker(t, st, delivery.WorkerConfig{Transport: mllpTransport(t, addr)})
+	for _, q := range qs[1:] {
+		if e := h2.next(delivery.EventDelivered); e.Seq != q.seq {
+			t.Fatalf("after restart delivered %d, want %d", e.Seq, q.seq)
+		}
+	}
+	h2.stop()
+	got, _ := ds.received()
+	if diff := cmp.Diff([]string{"C0001", "C0002", "C0002", "C0003"}, got); diff != "" {
+		t.Errorf("downstream (-want +got):\n%s", diff)
+	}
+}
