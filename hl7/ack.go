@@ -2,7 +2,6 @@ package hl7
 
 import (
 	"bytes"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -507,30 +506,4 @@ func salvage(body []byte) ackSource {
 	}
 	src.version = bytes.TrimSpace(v)
 	return src
-}
-
-// AckErrorFor maps an error from Parse, SplitBatch or ValidateHeader to the
-// ERR content and MSA-3 text of its NAK, per the policy table of reference
-// §5.7 (the acknowledgment code, AE or CE, is the caller's: it depends on the
-// listener's mode). version is the inbound MSH-12 when known ("" otherwise);
-// it only matters for ErrTooLarge. Unknown errors map to 207.
-func AckErrorFor(err error, version string) (AckError, string) {
-	var he *HeaderError
-	switch {
-	case errors.Is(err, ErrNoMSH):
-		return AckError{Code: ErrCodeSegmentSequence}, "No MSH segment"
-	case errors.Is(err, ErrBadDelimiters):
-		return AckError{Code: ErrCodeDataType, Location: "MSH^1^2"}, "Invalid encoding characters"
-	case errors.As(err, &he):
-		loc := "MSH^1^" + strconv.Itoa(he.Field)
-		if he.Code == ErrCodeRequiredFieldMissing {
-			return AckError{Code: he.Code, Location: loc}, "Missing MSH-" + strconv.Itoa(he.Field)
-		}
-		return AckError{Code: he.Code, Location: loc}, "Invalid MSH-" + strconv.Itoa(he.Field)
-	case errors.Is(err, ErrBatchStructure):
-		return AckError{Code: ErrCodeSegmentSequence}, "Broken batch envelope"
-	case errors.Is(err, ErrTooLarge):
-		return AckError{Code: ValueTooLongCode(version)}, "Message too large"
-	}
-	return AckError{Code: ErrCodeInternal}, "Application internal error"
 }

@@ -1,6 +1,7 @@
 package hl7_test
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,14 +40,17 @@ func Example() {
 func ExampleNewNAK() {
 	// No MSH at all: the NAK is built from the listener's defaults (reference §6).
 	raw := []byte("PID|1||123\r")
-	_, err := hl7.Parse(raw)
-	e, text := hl7.AckErrorFor(err, "")
+	if _, err := hl7.Parse(raw); errors.Is(err, hl7.ErrNoMSH) {
+		fmt.Println(err)
+	}
 	nak := hl7.NewNAK(raw, hl7.AE, hl7.AckOptions{
 		Now: time.Date(2024, 1, 31, 12, 30, 46, 0, time.UTC), ControlID: "N1",
-		App: "MLLPD", Facility: "HUB", DefaultVersion: "2.5.1", Text: text, Error: &e,
+		App: "MLLPD", Facility: "HUB", DefaultVersion: "2.5.1",
+		Text: "No MSH segment", Error: &hl7.AckError{Code: hl7.ErrCodeSegmentSequence},
 	})
 	fmt.Printf("%q\n", nak)
 	// Output:
+	// hl7: first segment is not MSH at PID (segment 1, byte 0)
 	// "MSH|^~\\&|MLLPD|HUB|||20240131123046+0000||ACK|N1|P|2.5.1\rMSA|AE||No MSH segment\rERR|||100^Segment sequence error^HL70357|E\r"
 }
 
