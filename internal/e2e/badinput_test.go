@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -101,12 +102,28 @@ func dialRaw(t *testing.T, src, addr string) *rawConn {
 // reply reads the next frame within d and parses it as an ACK.
 func (c *rawConn) reply(t *testing.T, d time.Duration) ack {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	p, err := c.r.ReadFrame()
+	a, err := c.tryReply(d)
 	if err != nil {
 		t.Fatalf("no reply from the daemon: %v", err)
 	}
-	return parseACK(p)
+	return a
+}
+
+// tryReply is reply for goroutines other than the test's (no FailNow).
+func (c *rawConn) tryReply(d time.Duration) (ack, error) {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	p, err := c.r.ReadFrame()
+	if err != nil {
+		return ack{}, fmt.Errorf("no reply from the daemon: %w", err)
+	}
+	return parseACK(p), nil
+}
+
+// tryWrite is write for goroutines other than the test's.
+func (c *rawConn) tryWrite(b []byte) error {
+	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.Write(b)
+	return err
 }
 
 // closedWithin requires that the daemon closes the connection within d
@@ -222,8 +239,13 @@ listeners:
 		heap0, heapOK := d.metric("go_memstats_heap_inuse_bytes")
 		var wg sync.WaitGroup
 		for i := range conns {
+			nc, err := dialFrom("127.0.0.3", pas, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			c := &rawConn{Conn: nc, r: mllp.NewReader(nc, 1<<20)}
 			wg.Go(func() {
-				c := dialRaw(t, "127.0.0.3", pas)
 				for j := range perConn {
 					ctrl := fmt.Sprintf("BIG-%d-%d", i, j)
 					version := "2.5.1"
@@ -232,18 +254,27 @@ listeners:
 						version, wantCode = "2.7", "104"
 					}
 					head := fmt.Sprintf("\x0bMSH|^~\\&|BIG|E2EFAC|MLLPD|HUB|20260101120000||ORU^R01^ORU_R01|%s|P|%s\rOBX|1|ED|PDF||", ctrl, version)
-					c.write(t, []byte(head))
-					c.write(t, filler)
-					c.write(t, []byte("\r\x1c\x0d"))
-					a := c.reply(t, 30*time.Second)
+					err := errors.Join(c.tryWrite([]byte(head)), c.tryWrite(filler), c.tryWrite([]byte("\r\x1c\x0d")))
+					if err != nil {
+						t.Errorf("sending 8 MiB frame %s: %v", ctrl, err)
+						return
+					}
+					a, err := c.tryReply(30 * time.Second)
+					if err != nil {
+						t.Errorf("8 MiB frame %s: %v, want AE", ctrl, err)
+						return
+					}
 					if a.Code != "AE" || a.ErrCode != wantCode || a.Ctrl != ctrl {
 						t.Errorf("8 MiB frame %s (v%s) over max_message_bytes 1 MiB: reply %v, want AE/%s with MSA-2 %s",
 							ctrl, version, a, wantCode, ctrl)
 					}
 				}
-				c.write(t, frame(adt("ATTACK", fmt.Sprintf("AFTER-BIG-%d", i))))
-				if a := c.reply(t, 10*time.Second); a.Code != "AA" {
-					t.Errorf("valid frame after oversized ones on the same connection: reply %v, want AA", a)
+				if err := c.tryWrite(frame(adt("ATTACK", fmt.Sprintf("AFTER-BIG-%d", i)))); err != nil {
+					t.Errorf("valid frame after oversized ones: %v", err)
+					return
+				}
+				if a, err := c.tryReply(10 * time.Second); err != nil || a.Code != "AA" {
+					t.Errorf("valid frame after oversized ones on the same connection: reply %v %v, want AA", a, err)
 				}
 			})
 		}
@@ -302,8 +333,55 @@ listeners:
 		}
 	})
 
+	t.Run("100 slowloris connections at once are all closed", func(t *testing.T) {
+		const n = 100
+		msg := frame(adt("SLOW", "SWARM"))
+		conns := make([]*rawConn, n)
+		for i := range conns {
+			conns[i] = dialRaw(t, fmt.Sprintf("127.0.0.%d", 40+i%5), pas)
+		}
+		stop := make(chan struct{})
+		defer close(stop)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for _, c := range conns {
+			go func() { // one byte every 50ms each, never the frame's end
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
+				for i := 0; i < len(msg)-2; i++ {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					if c.tryWrite(msg[i:i+1]) != nil {
+						return
+					}
+				}
+			}()
+			wg.Go(func() {
+				_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+				if p, err := c.r.ReadFrame(); err == nil {
+					t.Errorf("slow connection got a frame %q, want it closed", p)
+				} else if !isClosedWithoutReply(err) {
+					t.Errorf("slow connection not closed by the daemon: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("closing %d slow connections took %v, want about read_timeout (2s)", n, took)
+		}
+	})
+
 	t.Run("2000 idle connections and the per-IP limit", func(t *testing.T) {
 		const ips, perIP = 20, 100
+		// Start from a quiet listener: only the well-behaved sender's
+		// connection (the earlier attackers' closes may still be counted down).
+		pollUntil(t, 10*time.Second, "earlier attack connections released", func() bool {
+			n, _ := d.metric("mllpd_mllp_open_connections", `listener="pas"`)
+			return n <= 1
+		})
 		open0, _ := d.metric("mllpd_mllp_open_connections", `listener="pas"`)
 		rss0 := rssBytes(t, d.pid())
 		conns := make([]net.Conn, 0, ips*perIP)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ type faultDaemon struct {
 
 func newFaultDaemon(t *testing.T) *faultDaemon {
 	t.Helper()
-	d := newDaemon(t, faultBin, "pas")
+	d := newDaemon(t, faultBin, "pas", "enhanced")
 	fd := &faultDaemon{daemon: d, faultFile: filepath.Join(d.dir, "fault")}
 	d.env = append(d.env, "MLLPD_FAULT_FILE="+fd.faultFile)
 	d.writeConfig(fmt.Sprintf(`storage: {min_free_bytes: 1048576}
@@ -30,7 +31,12 @@ listeners:
     listen: %q
     commit_timeout: 500ms
     dedupe_window: 1h
-`, d.addrs["pas"]))
+  - name: enhanced
+    listen: %q
+    ack_mode: enhanced
+    commit_timeout: 500ms
+    dedupe_window: 1h
+`, d.addrs["pas"], d.addrs["enhanced"]))
 	return fd
 }
 
@@ -83,6 +89,14 @@ func TestCommitFaults(t *testing.T) {
 		}
 	}
 
+	// Enhanced mode (MSH-15 AL): the same failure is CE/207 (reference §5.7).
+	enh := []byte(strings.Replace(string(adt("FAULT", "FAIL-ENH")), "|P|2.5.1\r", "|P|2.5.1|||AL|NE\r", 1))
+	if a, err := sendOnce(fd.addrs["enhanced"], enh, 10*time.Second); err != nil {
+		t.Errorf("FAIL-ENH during a failing commit: %v, want a CE/207 reply", err)
+	} else if a.Code != "CE" || a.ErrCode != "207" {
+		t.Errorf("FAIL-ENH (enhanced mode, MSH-15 AL) during a failing commit: reply %v, want CE/207", a)
+	}
+
 	// A stalled commit: after commit_timeout (500ms) the connection closes
 	// without any reply.
 	fd.setFault("stall")
@@ -105,12 +119,19 @@ func TestCommitFaults(t *testing.T) {
 	}
 	wg.Wait()
 
-	// Recovery: the resends of every refused message get AA.
+	// Recovery: the resends of every refused message get AA. The stalled
+	// commits complete once the fault clears, so their resends must be
+	// recognised as duplicates rather than stored again.
+	dup0, _ := fd.metric("mllpd_ingest_duplicates_total", `listener="pas"`)
 	fd.setFault("")
 	for _, ctrl := range append(failed, stalled...) {
 		mustAA(ctrl)
 	}
 	mustAA("OK-2")
+	if dup, _ := fd.metric("mllpd_ingest_duplicates_total", `listener="pas"`); dup != dup0+float64(len(stalled)) {
+		t.Errorf("duplicates_total went from %v to %v over the resends, want +%d (the stalled commits reached the disk; the failed ones did not)",
+			dup0, dup, len(stalled))
+	}
 
 	if n, _ := fd.metric("mllpd_ingest_acks_total", `code="AR"`); n < float64(len(failed)) {
 		t.Errorf("mllpd_ingest_acks_total{code=AR} = %v, want >= %d", n, len(failed))

@@ -157,6 +157,13 @@ func (d *daemon) start(wrap ...string) {
 	d.proc = p
 	t := d.t
 	t.Cleanup(func() {
+		// A recovered handler panic or a runtime crash is a bug whatever
+		// the test was about.
+		for _, sign := range []string{"handler panicked", "panic:", "fatal error:", "DATA RACE"} {
+			if strings.Contains(p.logText(), sign) {
+				t.Errorf("daemon log (pid %d) contains %q", p.cmd.Process.Pid, sign)
+			}
+		}
 		if t.Failed() {
 			log := p.logText()
 			if len(log) > 16<<10 {
