@@ -31,11 +31,12 @@ func (m *Message) SetNull(p Path) error { return m.set(p, []byte(`""`), "set") }
 
 // SetRaw writes already-escaped bytes at p, as they come from GetRaw or
 // FieldRaw of a message with the same delimiters (copying keeps "" and
-// escapes). raw must not contain CR, LF, the field separator, or a delimiter
+// escapes). raw must not contain CR, LF, the MLLP bytes 0x0B and 0x1C, the
+// field separator, or a delimiter
 // of the addressed level or above (ErrBadValue); otherwise as Set.
 func (m *Message) SetRaw(p Path, raw []byte) error {
 	d := m.delims
-	bad := []byte{'\r', '\n', d.Field}
+	bad := []byte{'\r', '\n', 0x0b, 0x1c, d.Field}
 	switch {
 	case p.sub > 0:
 		bad = append(bad, d.Repetition, d.Component, d.Subcomponent)

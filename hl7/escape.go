@@ -3,8 +3,9 @@ package hl7
 import "bytes"
 
 // Escape returns s with every delimiter character replaced by its escape
-// sequence (\F\ \S\ \T\ \R\ \E\, \P\ for the truncation character) and CR and
-// LF written as \X0D\ and \X0A\, so the value cannot split a segment. With no
+// sequence (\F\ \S\ \T\ \R\ \E\, \P\ for the truncation character) and control
+// characters other than TAB written as \Xhh\ (CR as \X0D\): a value can
+// neither split a segment nor carry the MLLP framing bytes 0x0B and 0x1C. With no
 // escape character in d (a 3-character MSH-2), s is returned unchanged: use
 // Message.Set, which reports ErrCannotEscape instead.
 func Escape(s string, d Delimiters) string {
@@ -23,11 +24,11 @@ func needsEscape(s string, d Delimiters) bool {
 	return false
 }
 
-// escapeCode returns the letter of the escape sequence for c, 'X' for CR and
-// LF, or 0 when c needs none.
+// escapeCode returns the letter of the escape sequence for c, 'X' for a
+// control character, or 0 when c needs none.
 func escapeCode(c byte, d Delimiters) byte {
 	switch {
-	case c == '\r' || c == '\n':
+	case c < ' ' && c != '\t' || c == 0x7f:
 		return 'X'
 	case c == d.Field:
 		return 'F'

@@ -47,9 +47,12 @@ func FuzzParse(f *testing.F) {
 	}
 	paths := []Path{MustParsePath("MSH-9.2"), MustParsePath("MSH-10"), MustParsePath("PID-3[2].4.2"), MustParsePath("OBX[2]-5"), MustParsePath("MSH-2")}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		nak := NewNAK(raw, AE, AckOptions{ControlID: "N1"})
+		nak := NewNAK(raw, AE, AckOptions{ControlID: "N1", App: "A\x0b|", Text: "x\x1c^"})
 		if _, err := Parse(nak); err != nil {
 			t.Fatalf("NAK does not parse: %v\n%q", err, nak)
+		}
+		if !bytes.ContainsAny(raw, "\x0b\x1c") && bytes.ContainsAny(nak, "\x0b\x1c") {
+			t.Fatalf("NAK carries MLLP framing bytes: %q", nak)
 		}
 		m, err := Parse(raw)
 		if err != nil {

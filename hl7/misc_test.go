@@ -321,3 +321,14 @@ func TestBatchErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestEscapeControls(t *testing.T) {
+	got := Escape("a\x0bb\x1cc\td\x7f", DefaultDelimiters)
+	if want := `a\X0B\b\X1C\c` + "\t" + `d\X7F\`; got != want {
+		t.Errorf("Escape = %q, want %q", got, want)
+	}
+	m := mustParseCase(t, "m1.hl7")
+	if err := m.SetRaw(MustParsePath("PID-2"), []byte("a\x0bb")); !errors.Is(err, ErrBadValue) {
+		t.Errorf("SetRaw with VT: %v, want ErrBadValue", err)
+	}
+}
