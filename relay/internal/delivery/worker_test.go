@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/mllpd/mllpd/hl7map"
 	"github.com/mllpd/mllpd/relay/internal/delivery"
@@ -324,6 +325,34 @@ func TestBlockThenUnblock(t *testing.T) {
 	}
 	if d := delivered(t, st, qs[0].seq); d.Attempts != 2 {
 		t.Errorf("head attempts = %d, want 2", d.Attempts)
+	}
+	lintMetrics(t, h)
+}
+
+// lintMetrics checks the exposed metrics against Prometheus naming rules.
+func lintMetrics(t *testing.T, h *harness) {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"mllpd_delivery_delivered_total", "mllpd_delivery_failed_total", "mllpd_delivery_queue_depth",
+		"mllpd_delivery_oldest_undelivered_age_seconds", "mllpd_delivery_blocked", "mllpd_delivery_last_error_class",
+		"mllpd_delivery_attempt_duration_seconds"} {
+		if !names[n] {
+			t.Errorf("metric %s not exposed", n)
+		}
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 }
 
