@@ -17,7 +17,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mllpd/mllpd/config"
 	"github.com/mllpd/mllpd/store"
@@ -428,6 +431,7 @@ type quietAPI struct {
 	st       *store.Store
 	c        *Client
 	notified chan string
+	logs     *observer.ObservedLogs
 }
 
 func startQuietAPI(t *testing.T, yaml string) *quietAPI {
@@ -448,7 +452,9 @@ func startQuietAPI(t *testing.T, yaml string) *quietAPI {
 		st.Close()
 	})
 	q := &quietAPI{st: st, notified: make(chan string, 100)}
-	logger := zaptest.NewLogger(t)
+	core, logs := observer.New(zapcore.InfoLevel)
+	q.logs = logs
+	logger := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core()))
 	ops := &Ops{Store: st, Config: cfg, Notify: func(dest string) { q.notified <- dest }}
 	mux := http.NewServeMux()
 	registerAdminAPI(mux, logger, func() *Ops { return ops })
@@ -479,6 +485,25 @@ func (q *quietAPI) appendTo(t *testing.T, dest, route string, n int) []uint64 {
 		seqs = append(seqs, r.Seq)
 	}
 	return seqs
+}
+
+// wantLog requires one log entry msg whose fields include want.
+func (q *quietAPI) wantLog(t *testing.T, msg string, want map[string]any) {
+	t.Helper()
+	entries := q.logs.FilterMessage(msg).All()
+	if len(entries) == 0 {
+		t.Errorf("no %q log line", msg)
+		return
+	}
+	got := entries[len(entries)-1].ContextMap()
+	for k, v := range want {
+		if diff := cmp.Diff(v, got[k]); diff != "" {
+			t.Errorf("%q field %s (-want +got):\n%s", msg, k, diff)
+		}
+	}
+	if _, ok := got["peer"]; !ok {
+		t.Errorf("%q does not say who (peer): %v", msg, got)
+	}
 }
 
 func (q *quietAPI) wantNotified(t *testing.T, dest string) {
@@ -527,9 +552,11 @@ func TestAPIBlockedSkipUnblock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sk.Skipped.Seq != seqs[0] || sk.Destination.Blocked || sk.Destination.Queue != 2 || sk.Destination.Head.Seq != seqs[1] {
+	if sk.Skipped.Seq != seqs[0] || sk.Destination.Blocked || sk.Destination.Queue != 2 || sk.Destination.Head.Seq != seqs[1] ||
+		sk.Destination.DeadLetters != 1 || !sk.Destination.Configured {
 		t.Errorf("skip = %+v", sk)
 	}
+	q.wantLog(t, "admin skip", map[string]any{"destination": "epic", "seq": seqs[0]})
 	q.wantNotified(t, "epic")
 	dl, err := q.c.ListDeadLetters(ctx, "epic", 0, 0)
 	if err != nil {
@@ -617,6 +644,7 @@ func TestAPIDeadLetters(t *testing.T) {
 	if len(res.Queued) != 1 || res.Queued[0].Seq != seqs[0] || res.Queued[0].Route != "r1" {
 		t.Errorf("resend = %+v", res)
 	}
+	q.wantLog(t, "admin dead-letter resend", map[string]any{"destination": "epic", "queued": int64(1), "seqs": []any{seqs[0]}})
 	q.wantNotified(t, "epic")
 	pend, _ := q.st.Pending("epic", 0, 10)
 	if len(pend) != 1 || pend[0].Seq != seqs[0] {
@@ -635,6 +663,7 @@ func TestAPIDeadLetters(t *testing.T) {
 	if err != nil || pr.Purged != 2 {
 		t.Errorf("purge all: %+v, %v", pr, err)
 	}
+	q.wantLog(t, "admin purge", map[string]any{"destination": "", "purged": int64(2)})
 	if left, _ := q.c.ListDeadLetters(ctx, "epic", 0, 0); len(left.DeadLetters) != 0 {
 		t.Errorf("after purge: %+v", left)
 	}
@@ -659,6 +688,21 @@ func TestAPIDeadLettersOfRemovedDestination(t *testing.T) {
 	list, err := q.c.ListDeadLetters(ctx, "gone", 0, 0)
 	if err != nil || len(list.DeadLetters) != 1 {
 		t.Fatalf("list: %+v, %v", list, err)
+	}
+	if all, err := q.c.ListDeadLetters(ctx, "", 0, 0); err != nil || len(all.DeadLetters) != 1 || all.DeadLetters[0].Destination != "gone" {
+		t.Errorf("all dead letters: %+v, %v", all, err)
+	}
+	ds, err := q.c.Destinations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range ds {
+		names = append(names, fmt.Sprintf("%s configured=%v dead=%d", d.Name, d.Configured, d.DeadLetters))
+	}
+	want := []string{"epic configured=true dead=0", "lab configured=true dead=0", "gone configured=false dead=1"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("destinations (-want +got):\n%s", diff)
 	}
 	if _, err := q.c.ResendDeadLetters(ctx, "gone", nil); adminCode(err) != http.StatusNotFound {
 		t.Errorf("resend to a removed destination: %v, want 404", err)

@@ -489,8 +489,9 @@ type DeadLetterInfo struct {
 }
 
 // A DeadLetterList is one page of GET /api/v1/dead-letters (destination,
-// after, limit). Without a destination it lists every configured
-// destination's dead letters, up to limit per destination, and Next is unset.
+// after, limit). Without a destination it lists the dead letters of every
+// destination that has some (also one a reload removed), by destination name,
+// up to limit per destination, and Next is unset.
 type DeadLetterList struct {
 	DeadLetters []DeadLetterInfo `json:"dead_letters"`
 	Next        uint64           `json:"next,omitempty"`
@@ -536,7 +537,7 @@ func (o *Ops) knownDestination(dest string) error {
 }
 
 // ListDeadLetters returns up to limit of dest's dead letters after ID after,
-// oldest first; dest "" lists every configured destination's.
+// oldest first; dest "" lists every destination's (see DeadLetterList).
 func (o *Ops) ListDeadLetters(ctx context.Context, dest string, after uint64, limit int) (DeadLetterList, error) {
 	if limit < 0 {
 		return DeadLetterList{}, badRequest("limit must be positive (at most %d)", store.MaxPageSize)
@@ -546,8 +547,15 @@ func (o *Ops) ListDeadLetters(ctx context.Context, dest string, after uint64, li
 		if after != 0 {
 			return out, badRequest("after pages one destination's dead letters: give a destination too")
 		}
-		for _, dc := range o.Config.Destinations {
-			dls, err := o.Store.DeadLetters(dc.Name, 0, limit)
+		states, err := o.Store.Destinations()
+		if err != nil {
+			return out, err
+		}
+		for _, ss := range states {
+			if ss.DeadLetters == 0 {
+				continue
+			}
+			dls, err := o.Store.DeadLetters(ss.Name, 0, limit)
 			if err != nil {
 				return out, err
 			}
@@ -682,18 +690,23 @@ func (o *Ops) PurgeDeadLetters(ctx context.Context, dest string, olderThan time.
 // ---------------------------------------------------------------------------
 // Destinations
 
-// A DestinationStatus is GET /api/v1/destinations' view of one configured
-// destination: its queue and whether it is blocked. Head is the message at the
-// head of the queue, with its latest attempt, when the queue is not empty.
+// A DestinationStatus is GET /api/v1/destinations' view of one destination:
+// its queue, whether it is blocked and how many dead letters it has. Head is
+// the message at the head of the queue, with its latest attempt, when the
+// queue is not empty. Configured is false for a destination a reload removed
+// that still has dead letters (Type and Target are then empty).
 type DestinationStatus struct {
 	Name          string        `json:"name"`
-	Type          string        `json:"type"`
-	Target        string        `json:"target"` // address, URL or directory
+	Configured    bool          `json:"configured"`
+	Type          string        `json:"type,omitempty"`
+	Target        string        `json:"target,omitempty"` // address, URL or directory
 	Queue         int           `json:"queue"`
 	Oldest        time.Time     `json:"oldest,omitzero"` // enqueue time of the head
 	OldestAge     time.Duration `json:"oldest_age_ns,omitempty"`
 	Blocked       bool          `json:"blocked,omitempty"`
 	BlockedReason string        `json:"blocked_reason,omitempty"`
+	BlockedAt     time.Time     `json:"blocked_at,omitzero"`
+	DeadLetters   int           `json:"dead_letters"`
 	Head          *QueueHead    `json:"head,omitempty"`
 }
 
@@ -714,11 +727,32 @@ type SkipResult struct {
 	Destination DestinationStatus `json:"destination"`
 }
 
-// Destinations returns the state of every configured destination, in config order.
+// Destinations returns the state of every configured destination, in
+// config order, then of the destinations the store still knows that the
+// config no longer names (a reload removed them; their dead letters or a
+// blocked mark remain), by name, with Configured false.
 func (o *Ops) Destinations(ctx context.Context) ([]DestinationStatus, error) {
+	states, err := o.Store.Destinations()
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]store.DestinationState, len(states))
+	for _, st := range states {
+		byName[st.Name] = st
+	}
 	out := make([]DestinationStatus, 0, len(o.Config.Destinations))
 	for _, dc := range o.Config.Destinations {
-		st, err := o.destinationStatus(dc)
+		st, err := o.destinationStatus(dc, byName[dc.Name], true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	for _, ss := range states {
+		if _, ok := o.Config.Destination(ss.Name); ok || (ss.Pending == 0 && ss.DeadLetters == 0 && !ss.Blocked) {
+			continue
+		}
+		st, err := o.destinationStatus(config.Destination{Name: ss.Name}, ss, false)
 		if err != nil {
 			return nil, err
 		}
@@ -727,8 +761,9 @@ func (o *Ops) Destinations(ctx context.Context) ([]DestinationStatus, error) {
 	return out, nil
 }
 
-func (o *Ops) destinationStatus(dc config.Destination) (DestinationStatus, error) {
-	st := DestinationStatus{Name: dc.Name, Type: dc.Type}
+func (o *Ops) destinationStatus(dc config.Destination, ss store.DestinationState, configured bool) (DestinationStatus, error) {
+	st := DestinationStatus{Name: dc.Name, Type: dc.Type, Configured: configured, Queue: ss.Pending,
+		Blocked: ss.Blocked, BlockedReason: ss.Reason, BlockedAt: ss.BlockedAt, DeadLetters: ss.DeadLetters}
 	switch dc.Type {
 	case "mllp":
 		st.Target = dc.Address
@@ -737,17 +772,11 @@ func (o *Ops) destinationStatus(dc config.Destination) (DestinationStatus, error
 	case "file":
 		st.Target = dc.Dir
 	}
-	n, oldest, err := o.Store.PendingCount(dc.Name)
-	if err != nil {
-		return st, fmt.Errorf("destination %s: %w", dc.Name, err)
+	if ss.Pending > 0 && !ss.Oldest.IsZero() {
+		st.Oldest = ss.Oldest
+		st.OldestAge = max(o.now().Sub(ss.Oldest), 0)
 	}
-	st.Queue = n
-	if n > 0 && !oldest.IsZero() {
-		st.Oldest = oldest
-		st.OldestAge = max(o.now().Sub(oldest), 0)
-	}
-	st.BlockedReason, st.Blocked = o.Store.Blocked(dc.Name)
-	if n > 0 {
+	if ss.Pending > 0 {
 		head, err := o.Store.Pending(dc.Name, 0, 1)
 		if err != nil {
 			return st, fmt.Errorf("destination %s: %w", dc.Name, err)
@@ -765,6 +794,21 @@ func (o *Ops) destinationStatus(dc config.Destination) (DestinationStatus, error
 		}
 	}
 	return st, nil
+}
+
+// destinationState is the store's view of one destination (zero when the
+// store has never seen it).
+func (o *Ops) destinationState(name string) (store.DestinationState, error) {
+	states, err := o.Store.Destinations()
+	if err != nil {
+		return store.DestinationState{}, err
+	}
+	for _, st := range states {
+		if st.Name == name {
+			return st, nil
+		}
+	}
+	return store.DestinationState{Name: name}, nil
 }
 
 func (o *Ops) configured(name string) (config.Destination, error) {
@@ -786,7 +830,11 @@ func (o *Ops) Unblock(ctx context.Context, dest string) (DestinationStatus, erro
 		return DestinationStatus{}, fmt.Errorf("unblock %s: %w", dest, err)
 	}
 	o.notify(dest)
-	return o.destinationStatus(dc)
+	ss, err := o.destinationState(dest)
+	if err != nil {
+		return DestinationStatus{}, err
+	}
+	return o.destinationStatus(dc, ss, true)
 }
 
 // Skip moves the head entry of dest's blocked queue to its dead letters
@@ -818,7 +866,11 @@ func (o *Ops) Skip(ctx context.Context, dest string) (SkipResult, error) {
 		return res, fmt.Errorf("unblock %s after skipping its head: %w", dest, err)
 	}
 	o.notify(dest)
-	res.Destination, err = o.destinationStatus(dc)
+	ss, err := o.destinationState(dest)
+	if err != nil {
+		return res, err
+	}
+	res.Destination, err = o.destinationStatus(dc, ss, true)
 	return res, err
 }
 

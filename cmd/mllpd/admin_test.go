@@ -13,10 +13,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mllpd/mllpd/mllp"
+	"github.com/mllpd/mllpd/relay"
 	"github.com/mllpd/mllpd/store"
 )
 
@@ -329,4 +331,72 @@ func TestClean(t *testing.T) {
 			t.Errorf("clean(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+func TestPrintDestinations(t *testing.T) {
+	var b bytes.Buffer
+	printDestinations(&b, []relay.DestinationStatus{
+		{Name: "epic", Configured: true, Type: "mllp", Target: "10.0.0.5:2575", Queue: 3, OldestAge: 90 * time.Minute,
+			Blocked: true, BlockedReason: "downstream 401", DeadLetters: 2,
+			Head: &relay.QueueHead{Seq: 41, Attempts: 5, LastError: "http 401"}},
+		{Name: "lab", Configured: true, Type: "file", Target: "/var/out", Queue: 0},
+		{Name: "old", DeadLetters: 1},
+	})
+	want := []string{
+		"NAME  TYPE     TARGET         QUEUE  OLDEST  DEAD  STATE                    HEAD",
+		"epic  mllp     10.0.0.5:2575  3      1h30m   2     blocked: downstream 401  seq 41, 5 attempts: http 401",
+		"lab   file     /var/out       0      -       0     ok                       -",
+		"old   removed  -              0      -       1     ok                       -",
+	}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimRight(b.String(), "\n"), "\n")); diff != "" {
+		t.Errorf("table (-want +got):\n%s", diff)
+	}
+}
+
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"2024-01-30T10:00:00Z", "2024-01-30", "now", "-2h", "-7d", "-1d12h", "30d", "-", "-9999999d", "-1d-2h"} {
+		f.Add(s)
+	}
+	now := time.Date(2024, 1, 31, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseTime(s, now)
+		if err != nil {
+			if !strings.Contains(err.Error(), "time") {
+				t.Errorf("parseTime(%q) error does not say what is expected: %v", s, err)
+			}
+			return
+		}
+		if strings.HasPrefix(strings.TrimSpace(s), "-") && !got.Before(now) {
+			t.Errorf("parseTime(%q) = %v: a relative time must lie in the past", s, got)
+		}
+		// A time parseTime reads, parseAge reads the same way (durations aside).
+		if _, derr := parseDays(strings.TrimSpace(s)); derr != nil {
+			if age, err := parseAge(s, now); err != nil || !age.Equal(got) {
+				t.Errorf("parseAge(%q) = %v, %v; parseTime gave %v", s, age, err, got)
+			}
+		}
+	})
+}
+
+func FuzzClean(f *testing.F) {
+	for _, s := range []string{"DOE^JOHN", "Müller", "\x1b[31m", "caf\xe9", "\u009b2J", "\\x41"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := clean(s)
+		if !utf8.ValidString(got) {
+			t.Fatalf("clean(%q) = %q is not UTF-8", s, got)
+		}
+		for _, r := range got {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				t.Fatalf("clean(%q) = %q keeps control character %U", s, got, r)
+			}
+		}
+		if again := clean(got); again != got {
+			t.Fatalf("clean is not idempotent: %q -> %q -> %q", s, got, again)
+		}
+		if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }) && got != s {
+			t.Fatalf("clean changed printable text %q to %q", s, got)
+		}
+	})
 }

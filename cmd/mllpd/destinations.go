@@ -36,10 +36,12 @@ func newDestinationsListCmd(cfgPath *string) *cobra.Command {
 		Short: "List destinations with queue depth, oldest age and blocked state",
 		Long: `list prints one line per configured destination:
 
-  NAME  TYPE  TARGET  QUEUE  OLDEST  STATE  HEAD
+  NAME  TYPE  TARGET  QUEUE  OLDEST  DEAD  STATE  HEAD
 
-OLDEST is how long the head of the queue has waited. STATE is "ok" or
-"blocked: reason". HEAD is the head message's seq, attempts and last error.`,
+OLDEST is how long the head of the queue has waited; DEAD counts its dead
+letters. STATE is "ok" or "blocked: reason". HEAD is the head message's seq,
+attempts and last error. A destination a reload removed is listed (type
+"removed") while it still has dead letters.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			return withSession(c, cfgPath, false, func(ctx context.Context, s *session) error {
@@ -61,10 +63,14 @@ OLDEST is how long the head of the queue has waited. STATE is "ok" or
 
 func printDestinations(w io.Writer, ds []relay.DestinationStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tTARGET\tQUEUE\tOLDEST\tSTATE\tHEAD")
+	fmt.Fprintln(tw, "NAME\tTYPE\tTARGET\tQUEUE\tOLDEST\tDEAD\tSTATE\tHEAD")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", clean(d.Name), d.Type, clean(d.Target), d.Queue,
-			fmtAge(d.OldestAge), destState(d), headInfo(d.Head))
+		typ, target := d.Type, clean(d.Target)
+		if !d.Configured {
+			typ, target = "removed", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", clean(d.Name), typ, target, d.Queue,
+			fmtAge(d.OldestAge), d.DeadLetters, destState(d), headInfo(d.Head))
 	}
 	tw.Flush()
 }

@@ -74,3 +74,25 @@ func TestPrintMessageList(t *testing.T) {
 		t.Errorf("table (-want +got):\n%s", diff)
 	}
 }
+
+func FuzzSegmentFields(f *testing.F) {
+	for _, s := range []string{
+		"MSH|^~\\&|LAB||||20240131||ORU^R01|C1|P|2.5.1\rPID|1||12345\rOBX|1\rOBX|2\r",
+		"MSH#^~\\&#APP\r\nZZZ\nPID#1", "MSH", "", "\r\r", "PID|1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, fl := range segmentFields(s) {
+			if fl.name == "" {
+				t.Fatalf("a field without a name in %q", s)
+			}
+			if strings.ContainsAny(fl.value, "\r\n") {
+				t.Fatalf("field %s = %q spans segments", fl.name, fl.value)
+			}
+			if !strings.Contains(s, fl.value) {
+				t.Fatalf("field %s = %q is not in the message %q", fl.name, fl.value, s)
+			}
+		}
+	})
+}
