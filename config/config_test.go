@@ -499,3 +499,63 @@ func TestAliasBomb(t *testing.T) {
 		t.Errorf("errors:\n%v\nwant x: unknown key, then one \"document too large\"", err)
 	}
 }
+
+// TestMergeKeys: YAML anchors and << merge keys work as YAML specifies, with x- top-level
+// keys as a place to keep anchors.
+func TestMergeKeys(t *testing.T) {
+	c, err := config.Parse([]byte(`
+x-common: &common
+  max_connections: 10
+  identity: {app: HUBAPP, facility: RXH}
+  read_timeout: 5s
+x-lab: &lab
+  read_timeout: 7s
+  ack_mode: enhanced
+listeners:
+  - name: a
+    listen: "127.0.0.1:3001"
+    <<: *common
+  - <<: [*lab, *common]
+    name: b
+    listen: "127.0.0.1:3002"
+    identity: {facility: LAB}
+tables:
+  base: &base {W1: ONE, W2: TWO}
+  more: {<<: *base, W2: deux, W3: THREE}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := defaultListener("a", "127.0.0.1:3001")
+	a.MaxConnections, a.ReadTimeout = 10, 5*time.Second
+	a.Identity = config.Identity{App: "HUBAPP", Facility: "RXH"}
+	b := defaultListener("b", "127.0.0.1:3002")
+	b.MaxConnections, b.ReadTimeout, b.AckMode = 10, 7*time.Second, "enhanced" // *lab wins over *common
+	b.Identity = config.Identity{App: "MLLPD", Facility: "LAB"}                   // own key replaces the merged mapping whole
+	if diff := cmp.Diff([]config.Listener{a, b}, c.Listeners); diff != "" {
+		t.Errorf("listeners (-want +got):\n%s", diff)
+	}
+	wantTables := map[string]map[string]string{
+		"base": {"W1": "ONE", "W2": "TWO"},
+		"more": {"W1": "ONE", "W2": "deux", "W3": "THREE"},
+	}
+	if diff := cmp.Diff(wantTables, c.Tables); diff != "" {
+		t.Errorf("tables (-want +got):\n%s", diff)
+	}
+
+	for _, tt := range []struct{ yaml, want string }{
+		{"listeners:\n  - <<: [a]\n    name: a\n    listen: \"127.0.0.1:1\"\n", "listeners[0]: << must merge a mapping, not a single value"},
+		{"listeners:\n  - &l\n    name: a\n    listen: \"127.0.0.1:1\"\n    <<: *l\n", "listeners[0]: << merges a mapping into itself"},
+		{"listeners: [&a {<<: *a, name: a, listen: \"127.0.0.1:1\"}]\n", "listeners[0]: << merges a mapping into itself"},
+		{"listeners: [{name: a, listen: \"127.0.0.1:1\", name: b}]\n", "listeners[0].name: duplicate key (first at line 1)"},
+	} {
+		_, err = config.Parse([]byte(tt.yaml), "")
+		var errs config.Errors
+		if !errors.As(err, &errs) {
+			t.Fatalf("Parse = %v, want Errors", err)
+		}
+		if diff := cmp.Diff([]string{tt.want}, errs.Lines()); diff != "" {
+			t.Errorf("%q: errors (-want +got):\n%s", tt.yaml, diff)
+		}
+	}
+}

@@ -154,9 +154,7 @@ func (d *decoder) spend(path string, n *yaml.Node, cost int) bool {
 
 // decode stores n into v (addressable). path names v in error messages.
 func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
+	n = resolve(n)
 	if !d.spend(path, n, 1) {
 		return
 	}
@@ -267,10 +265,10 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 			return
 		}
 		m := reflect.MakeMapWithSize(t, len(n.Content)/2)
-		seen := map[string]int{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			key, ok := d.key(k, path, seen)
+		seen := map[string]seenKey{}
+		for _, kv := range d.pairs(n, path) {
+			k, val := kv.k, kv.v
+			key, _, ok := d.key(k, path, seen, kv.merged)
 			if !ok {
 				continue
 			}
@@ -305,20 +303,36 @@ func (d *decoder) structure(n *yaml.Node, path string, v reflect.Value) {
 		fields = fieldIndex(v.Type())
 		d.fields[v.Type()] = fields
 	}
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		key, ok := d.key(k, path, seen)
+	seen := map[string]seenKey{}
+	for _, kv := range d.pairs(n, path) {
+		k, val := kv.k, kv.v
+		key, override, ok := d.key(k, path, seen, kv.merged)
 		if !ok {
 			continue
 		}
 		p := join(path, key)
 		fi, ok := fields[key]
+		if !ok && path == "" && strings.HasPrefix(key, "x-") {
+			continue // a top-level extension key: a place for anchors ("x-common: &common")
+		}
 		if !ok {
-			d.fail(p, k.Line, "%s", unknownKey(key, fields))
+			if !override {
+				d.fail(p, k.Line, "%s", unknownKey(key, fields))
+			}
 			continue
 		}
 		f := v.Field(fi)
+		if override {
+			// A key given after a << merge replaces the merged value whole, as in YAML.
+			f.SetZero()
+			delete(d.present, p)
+			if !isScalarType(f.Type()) {
+				if !d.spend(p, k, len(d.present)/16+1) { // forget is O(n): bound its total
+					return
+				}
+				d.forget(p)
+			}
+		}
 		if isNull(val) && isScalarType(f.Type()) {
 			continue // "key:" with no value: not given, the default stands
 		}
@@ -327,22 +341,87 @@ func (d *decoder) structure(n *yaml.Node, path string, v reflect.Value) {
 	}
 }
 
-// key returns a mapping key's text, reporting non-scalar and duplicate keys.
-func (d *decoder) key(k *yaml.Node, path string, seen map[string]int) (string, bool) {
-	for k.Kind == yaml.AliasNode && k.Alias != nil {
-		k = k.Alias
-	}
+// seenKey is where a mapping key was first seen, and whether it came from a << merge.
+type seenKey struct {
+	line   int
+	merged bool
+}
+
+// key returns a mapping key's text, reporting non-scalar and duplicate keys. A key that
+// repeats one merged in with << overrides it (override true); merged keys never clash.
+func (d *decoder) key(k *yaml.Node, path string, seen map[string]seenKey, merged bool) (key string, override, ok bool) {
+	k = resolve(k)
 	if k.Kind != yaml.ScalarNode {
 		d.fail(path, k.Line, "a key must be a single value, not %s", kindName(k))
-		return "", false
+		return "", false, false
 	}
-	key := k.Value
+	key = k.Value
 	if first, dup := seen[key]; dup {
-		d.fail(mapPath(path, key), k.Line, "duplicate key (first at line %d)", first)
-		return "", false
+		if first.merged {
+			seen[key] = seenKey{k.Line, merged}
+			return key, true, true
+		}
+		d.fail(mapPath(path, key), k.Line, "duplicate key (first at line %d)", first.line)
+		return "", false, false
 	}
-	seen[key] = k.Line
-	return key, true
+	seen[key] = seenKey{k.Line, merged}
+	return key, false, true
+}
+
+// keyValue is one entry of a mapping; merged: it came in through a << merge key.
+type keyValue struct {
+	k, v   *yaml.Node
+	merged bool
+}
+
+// pairs lists a mapping's entries with YAML merge keys ("<<: *defaults") resolved: the
+// merged entries come first, so that the mapping's own keys override them, and of several
+// merged mappings ("<<: [*a, *b]") the earlier wins, as YAML specifies.
+func (d *decoder) pairs(n *yaml.Node, path string) []keyValue {
+	return d.mergePairs(n, path, nil)
+}
+
+// mergePairs is pairs; active holds the mappings being merged, to refuse merge cycles.
+func (d *decoder) mergePairs(n *yaml.Node, path string, active []*yaml.Node) []keyValue {
+	var merged, own []keyValue
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!merge" {
+			own = append(own, keyValue{k: k, v: v})
+			continue
+		}
+		srcs := []*yaml.Node{v}
+		if r := resolve(v); r.Kind == yaml.SequenceNode {
+			srcs = r.Content
+		}
+		for j := len(srcs) - 1; j >= 0; j-- {
+			src := resolve(srcs[j])
+			switch {
+			case src.Kind != yaml.MappingNode:
+				d.fail(path, k.Line, "<< must merge a mapping, not %s", kindName(src))
+				continue
+			case src == n || slices.Contains(active, src):
+				d.fail(path, k.Line, "<< merges a mapping into itself")
+				continue
+			}
+			for _, kv := range d.mergePairs(src, path, append(active, n)) {
+				kv.merged = true
+				merged = append(merged, kv)
+			}
+		}
+	}
+	if len(merged) > 0 && !d.spend(path, n, len(merged)) { // chains of merges copy entries
+		return nil
+	}
+	return append(merged, own...)
+}
+
+// resolve follows aliases to the node they name.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
 }
 
 // scalar returns a single value's text with ${NAME} references expanded.

@@ -23,6 +23,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(config.DefaultYAML())
 	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("listeners: [&a {<<: *a, name: a}]\n"))
+	f.Add([]byte("x-c: &c {read_timeout: 5s}\nlisteners: [{<<: *c, name: a, listen: \"127.0.0.1:0\"}]\n"))
 	f.Add([]byte("listeners: &l [{name: a, listen: \"127.0.0.1:0\"}]\nroutes: *l\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := config.Parse(data, "fuzz")
