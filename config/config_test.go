@@ -531,7 +531,7 @@ tables:
 	a.Identity = config.Identity{App: "HUBAPP", Facility: "RXH"}
 	b := defaultListener("b", "127.0.0.1:3002")
 	b.MaxConnections, b.ReadTimeout, b.AckMode = 10, 7*time.Second, "enhanced" // *lab wins over *common
-	b.Identity = config.Identity{App: "MLLPD", Facility: "LAB"}                   // own key replaces the merged mapping whole
+	b.Identity = config.Identity{App: "MLLPD", Facility: "LAB"}                // own key replaces the merged mapping whole
 	if diff := cmp.Diff([]config.Listener{a, b}, c.Listeners); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
 	}
