@@ -28,5 +28,17 @@
 //   - "" (two double quotes) is HL7's null and is kept distinct from an empty
 //     or absent value (IsNull, SetNull).
 //
+// Paths use HL7's 1-based numbering ("PID-3[2].1", "OBX[3]-5", "MSH-9.2") and
+// are parsed once into a Path. A path without a repetition reads the first
+// one; Set on a whole field (no repetition, no component) replaces every
+// repetition; FieldRaw reads every repetition for copying.
+//
+// Frames go through SplitBatch: a single message, a headerless run of MSH
+// messages, or an FHS/BHS batch, each message a view into the frame.
+// NewACK, NewNAK and NewBatchACK build replies per reference §5-§7; which
+// code and which table 0357 error a situation gets is the caller's policy
+// (reference §5.7), except ValueTooLongCode and AckVersion, which depend on
+// the version only.
+//
 // A Message is safe for concurrent reads; editing needs exclusive access.
 package hl7

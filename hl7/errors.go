@@ -56,6 +56,7 @@ type ParseError struct {
 	Err      error  // ErrNoMSH, ErrBadDelimiters, ErrTooLarge
 }
 
+// Error returns the sentinel's text with the location, never a value.
 func (e *ParseError) Error() string {
 	loc := e.Segment
 	if loc == "" {
@@ -78,6 +79,7 @@ type HeaderError struct {
 	Err   error     // ErrMissingField or ErrMalformedField
 }
 
+// Error names the field and the table 0357 code.
 func (e *HeaderError) Error() string {
 	return fmt.Sprintf("%v: MSH-%d (HL7 error %d)", e.Err, e.Field, int(e.Code))
 }
@@ -95,6 +97,7 @@ type BatchError struct {
 	Reason   string // fixed text, no values: "second FHS", "BHS inside open batch", ...
 }
 
+// Error names the reason and where the envelope broke.
 func (e *BatchError) Error() string {
 	return fmt.Sprintf("%v: %s at %s (segment %d, byte %d)", ErrBatchStructure, e.Reason, e.Segment, e.SegIndex, e.Offset)
 }
@@ -109,6 +112,7 @@ type PathError struct {
 	Err  error
 }
 
+// Error names the operation and the path (config text, not message data).
 func (e *PathError) Error() string { return fmt.Sprintf("hl7: %s %s: %v", e.Op, e.Path, e.Err) }
 
 // Unwrap returns the sentinel.
