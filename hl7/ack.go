@@ -178,9 +178,9 @@ func ackVersion(inbound []byte, def string) string {
 // versionAtLeast compares the major.minor of a version string.
 func versionAtLeast(v string, major, minor int) bool {
 	maj, rest, _ := strings.Cut(strings.TrimSpace(v), ".")
-	min, _, _ := strings.Cut(rest, ".")
+	mnr, _, _ := strings.Cut(rest, ".")
 	a, err1 := strconv.Atoi(maj)
-	b, err2 := strconv.Atoi(strings.TrimSuffix(min, "D"))
+	b, err2 := strconv.Atoi(strings.TrimSuffix(mnr, "D"))
 	if err1 != nil || err2 != nil {
 		return false
 	}
