@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,10 +14,9 @@ import (
 
 // Limits on caller-supplied names, far above real use, well below bbolt's key limit.
 const (
-	maxNameLen       = 255     // destination and route names
-	maxIndexedCtrlID = 256     // control IDs longer than this are indexed by their prefix
-	maxDedupeKeyLen  = 1024    // longer app/facility/control ID triples are hashed
-	maxRawLen        = 1 << 30 // one message
+	maxNameLen   = 255     // destination and route names
+	maxIndexPart = 256     // longer control IDs and senders are indexed by their hash
+	maxRawLen    = 1 << 30 // one message
 )
 
 // A Target is one destination a message was routed to, and the route that chose it.
@@ -98,13 +98,19 @@ func (s *Store) Append(ctx context.Context, msgs []Message) ([]AppendResult, err
 	return res, nil
 }
 
+// validName reports whether dest can name a destination: 1..maxNameLen bytes,
+// no NUL (the pending-count keys use it as a marker).
+func validName(dest string) bool {
+	return dest != "" && len(dest) <= maxNameLen && !strings.Contains(dest, "\x00")
+}
+
 func validateMessage(m *Message) error {
 	if len(m.Raw) > maxRawLen {
 		return fmt.Errorf("store: append: %w: message of %d bytes", ErrInvalid, len(m.Raw))
 	}
 	for i, t := range m.Targets {
-		if t.Destination == "" || len(t.Destination) > maxNameLen || len(t.Route) > maxNameLen {
-			return fmt.Errorf("store: append: %w: target %d: destination and route names must be 1..%d bytes", ErrInvalid, i, maxNameLen)
+		if !validName(t.Destination) || len(t.Route) > maxNameLen {
+			return fmt.Errorf("store: append: %w: target %d: destination and route names must be 1..%d bytes without NUL", ErrInvalid, i, maxNameLen)
 		}
 	}
 	return nil
@@ -114,26 +120,25 @@ func validateMessage(m *Message) error {
 // batch transaction is retried.
 func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 	tx := c.tx
-	mb, db, cb, qb := tx.Bucket(bMsg), tx.Bucket(bDedupe), tx.Bucket(bCtrl), tx.Bucket(bQueue)
+	mb, cb := tx.Bucket(bMsg), tx.Bucket(bCtrl)
+	mb.FillPercent = appendFill
 	// bbolt keeps the key and value slices given to Put until the commit: every
 	// Put below gets its own buffer.
 	var qids [8]uint64
 	for i := range msgs {
 		m := &msgs[i]
 		res[i] = AppendResult{}
-		dedupe := m.DedupeWindow > 0 && m.ControlID != ""
+		dedupe := m.DedupeWindow > 0
 		recv := m.Received
 		if recv.IsZero() {
 			recv = time.Unix(0, c.now)
 		}
-		var key []byte
-		if dedupe {
-			key = dedupeKey(nil, m)
-			if v := db.Get(key); len(v) == 48 {
-				prevSeq := binary.BigEndian.Uint64(v)
-				expiry := int64(binary.BigEndian.Uint64(v[40:]))
-				if recv.UnixNano() < expiry {
-					if bytes.Equal(v[8:40], m.ContentHash[:]) {
+		var prefix []byte
+		if m.ControlID != "" {
+			prefix = indexPrefix(m)
+			if dedupe {
+				if prevSeq, v := lastDeduped(cb, prefix); v != nil && recv.UnixNano() < int64(binary.BigEndian.Uint64(v[32:])) {
+					if bytes.Equal(v[:32], m.ContentHash[:]) {
 						res[i] = AppendResult{Seq: prevSeq, Duplicate: true}
 						continue
 					}
@@ -150,7 +155,7 @@ func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 
 		ids := qids[:0]
 		for _, t := range m.Targets {
-			id, err := c.enqueue(qb, t.Destination, t.Route, seq)
+			id, err := c.enqueue(t.Destination, t.Route, seq)
 			if err != nil {
 				return err
 			}
@@ -162,17 +167,15 @@ func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 		if err := mb.Put(u64key(seq), buf); err != nil {
 			return err
 		}
-		if dedupe {
-			v := make([]byte, 0, 48)
-			v = binary.BigEndian.AppendUint64(v, seq)
-			v = append(v, m.ContentHash[:]...)
-			v = binary.BigEndian.AppendUint64(v, uint64(recv.Add(m.DedupeWindow).UnixNano()))
-			if err := db.Put(key, v); err != nil {
-				return err
+		if prefix != nil {
+			var expiry uint64
+			if dedupe {
+				expiry = uint64(recv.Add(m.DedupeWindow).UnixNano())
 			}
-		}
-		if m.ControlID != "" {
-			if err := cb.Put(ctrlKey(m.ControlID, seq), nil); err != nil {
+			v := make([]byte, 0, 40)
+			v = append(v, m.ContentHash[:]...)
+			v = binary.BigEndian.AppendUint64(v, expiry)
+			if err := cb.Put(binary.BigEndian.AppendUint64(prefix, seq), v); err != nil {
 				return err
 			}
 		}
@@ -183,9 +186,36 @@ func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 	return nil
 }
 
+// dedupeLookback bounds how many newer non-deduped entries (DedupeWindow 0) of
+// the same sender and control ID the dedupe lookup steps over.
+const dedupeLookback = 8
+
+// lastDeduped finds the newest index entry under prefix that was written with
+// a dedupe window, and returns its seq and value (content hash, expiry).
+func lastDeduped(cb *bolt.Bucket, prefix []byte) (uint64, []byte) {
+	cur := cb.Cursor()
+	end := append(append(make([]byte, 0, len(prefix)+8), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	k, v := cur.Seek(end)
+	if k == nil {
+		k, v = cur.Last()
+	} else {
+		k, v = cur.Prev()
+	}
+	for range dedupeLookback {
+		if k == nil || len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) || len(v) != 40 {
+			return 0, nil
+		}
+		if binary.BigEndian.Uint64(v[32:]) != 0 {
+			return binary.BigEndian.Uint64(k[len(prefix):]), v
+		}
+		k, v = cur.Prev()
+	}
+	return 0, nil
+}
+
 // enqueue adds a queue entry for seq at the tail of dest's queue.
-func (c *txCtx) enqueue(qb *bolt.Bucket, dest, route string, seq uint64) (uint64, error) {
-	q, err := qb.CreateBucketIfNotExists([]byte(dest))
+func (c *txCtx) enqueue(dest, route string, seq uint64) (uint64, error) {
+	q, err := c.queue(dest, true)
 	if err != nil {
 		return 0, err
 	}
@@ -204,6 +234,7 @@ func (c *txCtx) enqueue(qb *bolt.Bucket, dest, route string, seq uint64) (uint64
 func (c *txCtx) indexTime(recv time.Time, seq uint64) error {
 	sec := recv.Unix()
 	tb := c.tx.Bucket(bTime)
+	tb.FillPercent = appendFill
 	if c.lastSec < 0 {
 		c.lastSec = 0
 		if k, _ := tb.Cursor().Last(); len(k) == 8 {
@@ -217,38 +248,42 @@ func (c *txCtx) indexTime(recv time.Time, seq uint64) error {
 	return tb.Put(u64key(uint64(sec)), u64key(seq))
 }
 
-// dedupeKey is the (sending app, sending facility, control ID) triple, length-
-// prefixed so that no two triples share a key (first byte 0); very long triples
-// are hashed (first byte 1).
-func dedupeKey(dst []byte, m *Message) []byte {
-	n := len(m.SendingApp) + len(m.SendingFacility) + len(m.ControlID)
-	if n > maxDedupeKeyLen {
+// The control-ID index serves both dedupe and queries by control ID. Its key
+// is ctrlPart(control ID) senderPart(app, facility) seq; its value the content
+// hash and the dedupe expiry (0: written without a dedupe window). One index
+// entry per message keeps the append's write set small.
+//
+// Each part is length-prefixed, so no two control IDs or senders share a
+// prefix; a part longer than maxIndexPart is replaced by its sha256 (marker 1
+// instead of 0), which keeps keys short and still exact.
+
+func indexPrefix(m *Message) []byte {
+	k := make([]byte, 0, 2*maxIndexPart+16)
+	k = ctrlPart(k, m.ControlID)
+	return senderPart(k, m.SendingApp, m.SendingFacility)
+}
+
+func ctrlPart(dst []byte, ctrl string) []byte {
+	if len(ctrl) > maxIndexPart {
+		h := sha256.Sum256([]byte(ctrl))
+		return append(append(dst, 1), h[:]...)
+	}
+	dst = append(dst, 0)
+	dst = binary.AppendUvarint(dst, uint64(len(ctrl)))
+	return append(dst, ctrl...)
+}
+
+func senderPart(dst []byte, app, fac string) []byte {
+	if len(app)+len(fac) > maxIndexPart {
 		h := sha256.New()
-		for _, f := range []string{m.SendingApp, m.SendingFacility, m.ControlID} {
-			h.Write(binary.AppendUvarint(nil, uint64(len(f))))
-			h.Write([]byte(f))
-		}
+		h.Write(binary.AppendUvarint(nil, uint64(len(app))))
+		h.Write([]byte(app))
+		h.Write([]byte(fac))
 		return h.Sum(append(dst, 1))
 	}
 	dst = append(dst, 0)
-	for _, f := range []string{m.SendingApp, m.SendingFacility, m.ControlID} {
-		dst = binary.AppendUvarint(dst, uint64(len(f)))
-		dst = append(dst, f...)
-	}
-	return dst
-}
-
-// ctrlKey is the control-ID index key: length, (prefix of) control ID, seq.
-func ctrlKey(ctrl string, seq uint64) []byte {
-	p := ctrlPrefix(ctrl)
-	return binary.BigEndian.AppendUint64(p, seq)
-}
-
-func ctrlPrefix(ctrl string) []byte {
-	if len(ctrl) > maxIndexedCtrlID {
-		ctrl = ctrl[:maxIndexedCtrlID]
-	}
-	k := make([]byte, 0, 2+len(ctrl)+8)
-	k = binary.AppendUvarint(k, uint64(len(ctrl)))
-	return append(k, ctrl...)
+	dst = binary.AppendUvarint(dst, uint64(len(app)))
+	dst = append(dst, app...)
+	dst = binary.AppendUvarint(dst, uint64(len(fac)))
+	return append(dst, fac...)
 }

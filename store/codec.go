@@ -225,9 +225,8 @@ func decodeQueueEntry(dest string, k, v []byte) (QueueEntry, error) {
 	return q, nil
 }
 
-// destState is the per-destination record: pending count and blocked state.
+// destState is the per-destination record: the blocked state.
 type destState struct {
-	count     uint64
 	blocked   bool
 	blockedAt time.Time
 	reason    string
@@ -236,7 +235,6 @@ type destState struct {
 func (st destState) encode() []byte {
 	e := encoder{b: make([]byte, 0, 16+len(st.reason))}
 	e.byte1(recordV1)
-	e.uvarint(st.count)
 	if st.blocked {
 		e.byte1(1)
 	} else {
@@ -256,7 +254,6 @@ func decodeDestState(v []byte) destState {
 	if d.byte1() != recordV1 {
 		return destState{}
 	}
-	st.count = d.uvarint()
 	st.blocked = d.byte1() == 1
 	st.blockedAt = d.time()
 	st.reason = d.str()

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -143,10 +145,10 @@ func (s *Store) Pending(dest string, afterID uint64, limit int) ([]QueueEntry, e
 // oldest was queued (zero if none). It reads a persisted counter, not the queue.
 func (s *Store) PendingCount(dest string) (n int, oldest time.Time, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		st := decodeDestState(tx.Bucket(bDest).Get([]byte(dest)))
-		n = int(st.count)
-		if q := tx.Bucket(bQueue).Bucket([]byte(dest)); q != nil {
-			if k, v := q.Cursor().First(); k != nil {
+		qb := tx.Bucket(bQueue)
+		n = int(pendingCount(qb, dest))
+		if q := qb.Bucket([]byte(dest)); q != nil {
+			if k, v := q.Cursor().Seek(u64key(1)); k != nil {
 				e, err := decodeQueueEntry(dest, k, v)
 				if err != nil {
 					return err
@@ -198,7 +200,10 @@ func (s *Store) RecordAsync(ctx context.Context, dest string, id uint64, a Attem
 func (s *Store) recordOp(dest string, id uint64, a Attempt) *op {
 	o := &op{}
 	o.apply = func(c *txCtx) error {
-		q := c.tx.Bucket(bQueue).Bucket([]byte(dest))
+		q, err := c.queue(dest, false)
+		if err != nil {
+			return err
+		}
 		var v []byte
 		if q != nil {
 			v = q.Get(u64key(id))
@@ -272,6 +277,7 @@ func (c *txCtx) deadLetter(e QueueEntry, at time.Time, reason string) (uint64, e
 	if err != nil {
 		return 0, err
 	}
+	b.FillPercent = appendFill
 	id, err := b.NextSequence()
 	if err != nil {
 		return 0, err
@@ -287,8 +293,8 @@ func (s *Store) Requeue(ctx context.Context, dest string, seq uint64, route stri
 	if s.closed.Load() {
 		return QueueEntry{}, ErrClosed
 	}
-	if dest == "" || len(dest) > maxNameLen || len(route) > maxNameLen {
-		return QueueEntry{}, fmt.Errorf("store: requeue: %w: destination and route names must be 1..%d bytes", ErrInvalid, maxNameLen)
+	if !validName(dest) || len(route) > maxNameLen {
+		return QueueEntry{}, fmt.Errorf("store: requeue: %w: destination and route names must be 1..%d bytes without NUL", ErrInvalid, maxNameLen)
 	}
 	var out QueueEntry
 	o := &op{}
@@ -303,8 +309,10 @@ func (s *Store) Requeue(ctx context.Context, dest string, seq uint64, route stri
 			o.err = fmt.Errorf("store: requeue message %d: %w", seq, err)
 			return nil
 		}
-		qb := c.tx.Bucket(bQueue)
-		q := qb.Bucket([]byte(dest))
+		q, err := c.queue(dest, false)
+		if err != nil {
+			return err
+		}
 		db := c.tx.Bucket(bDelivery)
 		dk := deliveryKey(seq, dest)
 		var dl Delivery
@@ -334,7 +342,7 @@ func (s *Store) Requeue(ctx context.Context, dest string, seq uint64, route stri
 		if route != "" {
 			dl.Route = route
 		}
-		id, err := c.enqueue(qb, dest, dl.Route, seq)
+		id, err := c.enqueue(dest, dl.Route, seq)
 		if err != nil {
 			return err
 		}
@@ -375,13 +383,13 @@ func (s *Store) DeadLetterQueue(ctx context.Context, dest, reason string) (int, 
 		o := &op{}
 		o.apply = func(c *txCtx) error {
 			n = 0
-			q := c.tx.Bucket(bQueue).Bucket([]byte(dest))
-			if q == nil {
-				return nil
+			q, err := c.queue(dest, false)
+			if err != nil || q == nil {
+				return err
 			}
 			var entries []QueueEntry
 			cur := q.Cursor()
-			for k, v := cur.First(); k != nil && len(entries) < chunkSize; k, v = cur.Next() {
+			for k, v := cur.Seek(u64key(1)); k != nil && len(entries) < chunkSize; k, v = cur.Next() {
 				e, err := decodeQueueEntry(dest, k, v)
 				if err != nil {
 					return fmt.Errorf("queue %q entry %x: %w", dest, k, err)
@@ -422,8 +430,8 @@ func (s *Store) setBlocked(ctx context.Context, dest string, blocked bool, reaso
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if dest == "" || len(dest) > maxNameLen {
-		return fmt.Errorf("store: block: %w: destination name must be 1..%d bytes", ErrInvalid, maxNameLen)
+	if !validName(dest) {
+		return fmt.Errorf("store: block: %w: destination name must be 1..%d bytes without NUL", ErrInvalid, maxNameLen)
 	}
 	o := &op{}
 	o.apply = func(c *txCtx) error {
@@ -546,4 +554,68 @@ func (s *Store) purgeDead(ctx context.Context, dest string, olderThan time.Time)
 			return total, nil
 		}
 	}
+}
+
+// A DestinationState summarises one destination's queue for admins.
+type DestinationState struct {
+	Name        string
+	Pending     int
+	Oldest      time.Time // enqueue time of the head entry; zero if none
+	Blocked     bool
+	BlockedAt   time.Time
+	Reason      string
+	DeadLetters int
+}
+
+// Destinations lists every destination the store knows (with a queue, a
+// blocked mark or dead letters), by name. Counting dead letters reads their
+// bucket: meant for admin calls, not for a hot path.
+func (s *Store) Destinations() ([]DestinationState, error) {
+	byName := map[string]*DestinationState{}
+	get := func(name []byte) *DestinationState {
+		d := byName[string(name)]
+		if d == nil {
+			d = &DestinationState{Name: string(name)}
+			byName[d.Name] = d
+		}
+		return d
+	}
+	err := s.view(func(tx *bolt.Tx) error {
+		qb := tx.Bucket(bQueue)
+		if err := qb.ForEachBucket(func(k []byte) error {
+			d := get(k)
+			q := qb.Bucket(k)
+			d.Pending = int(pendingCount(qb, d.Name))
+			if k, v := q.Cursor().Seek(u64key(1)); k != nil {
+				if e, err := decodeQueueEntry(d.Name, k, v); err == nil {
+					d.Oldest = e.Enqueued
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bDest).ForEach(func(k, v []byte) error {
+			st := decodeDestState(v)
+			d := get(k)
+			d.Blocked, d.BlockedAt, d.Reason = st.blocked, st.blockedAt, st.reason
+			return nil
+		}); err != nil {
+			return err
+		}
+		db := tx.Bucket(bDead)
+		return db.ForEachBucket(func(k []byte) error {
+			get(k).DeadLetters = db.Bucket(k).Stats().KeyN
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DestinationState, 0, len(byName))
+	for _, d := range byName {
+		out = append(out, *d)
+	}
+	slices.SortFunc(out, func(a, b DestinationState) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }

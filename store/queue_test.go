@@ -346,3 +346,30 @@ func TestRecordAsync(t *testing.T) {
 		t.Errorf("in-flight mark lost at Close: pending %d", n)
 	}
 }
+
+func TestDestinations(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock()
+	s := openTest(t, Options{Now: clock.Now})
+	mustAppend(t, s,
+		msg("A", "B", "1", "p", Target{"epic", "r"}, Target{"lis", "r"}),
+		msg("A", "B", "2", "p", Target{"epic", "r"}))
+	if err := s.Record(ctx, "lis", 1, Attempt{Outcome: DeadLettered, Reason: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetBlocked(ctx, "http", "401"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Destinations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DestinationState{
+		{Name: "epic", Pending: 2, Oldest: clock.Now()},
+		{Name: "http", Blocked: true, BlockedAt: clock.Now(), Reason: "401"},
+		{Name: "lis", DeadLetters: 1},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateApproxTime(0)); diff != "" {
+		t.Errorf("Destinations (-want +got):\n%s", diff)
+	}
+}

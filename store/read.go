@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,16 +141,22 @@ func (s *Store) Search(f Filter) (Page, error) {
 		}
 		scanned := 0
 		if f.ControlID != "" {
-			prefix := ctrlPrefix(f.ControlID)
+			// The index orders by sender, then seq: collect the seqs (few share
+			// a control ID), then read them in seq order.
+			prefix := ctrlPart(nil, f.ControlID)
+			var seqs []uint64
 			cur := tx.Bucket(bCtrl).Cursor()
-			start := binary.BigEndian.AppendUint64(append([]byte{}, prefix...), f.AfterSeq+1)
-			for k, _ := cur.Seek(start); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = cur.Next() {
-				seq := binary.BigEndian.Uint64(k[len(prefix):])
-				if len(p.Records) == limit || scanned == MaxScan {
+			for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(seqs) < MaxScan; k, _ = cur.Next() {
+				if seq := binary.BigEndian.Uint64(k[len(k)-8:]); seq > f.AfterSeq {
+					seqs = append(seqs, seq)
+				}
+			}
+			slices.Sort(seqs)
+			for _, seq := range seqs {
+				if len(p.Records) == limit {
 					p.Next = seq - 1
 					break
 				}
-				scanned++
 				if v := mb.Get(u64key(seq)); v != nil {
 					if _, err := take(seq, v); err != nil {
 						return err

@@ -50,6 +50,7 @@ func (s *Store) AddRejected(ctx context.Context, r Rejected) (uint64, error) {
 	o := &op{}
 	o.apply = func(c *txCtx) error {
 		b := c.tx.Bucket(bRejected)
+		b.FillPercent = appendFill
 		var err error
 		if id, err = b.NextSequence(); err != nil {
 			return err

@@ -191,15 +191,9 @@ func (c *txCtx) deleteMessage(seq uint64, m *msgRecord) error {
 		}
 	}
 	if m.ControlID != "" {
-		if err := c.tx.Bucket(bCtrl).Delete(ctrlKey(m.ControlID, seq)); err != nil {
+		k := binary.BigEndian.AppendUint64(indexPrefix(&m.Message), seq)
+		if err := c.tx.Bucket(bCtrl).Delete(k); err != nil {
 			return err
-		}
-		dk := dedupeKey(nil, &m.Message)
-		dd := c.tx.Bucket(bDedupe)
-		if v := dd.Get(dk); len(v) >= 8 && binary.BigEndian.Uint64(v) == seq {
-			if err := dd.Delete(dk); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

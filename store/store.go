@@ -111,16 +111,15 @@ type Store struct {
 var (
 	bMeta     = []byte("meta")     // schema version, counters
 	bMsg      = []byte("msg")      // seq -> message record
-	bDedupe   = []byte("dedupe")   // app/facility/control ID -> seq, content hash, expiry
-	bCtrl     = []byte("ctrl")     // len(controlID) controlID seq -> ""
+	bCtrl     = []byte("ctrl")     // control ID, sender, seq -> content hash, dedupe expiry
 	bTime     = []byte("time")     // unix second -> first seq received in it
-	bQueue    = []byte("queue")    // dest (nested) : id -> queue entry
-	bDest     = []byte("dest")     // dest -> pending count, blocked state
+	bQueue    = []byte("queue")    // dest (nested) : id -> queue entry; id 0 -> pending count
+	bDest     = []byte("dest")     // dest -> blocked state
 	bDelivery = []byte("delivery") // seq dest -> delivery record (absent = pending, never tried)
 	bDead     = []byte("dead")     // dest (nested) : id -> dead letter
 	bRejected = []byte("rejected") // id -> rejected input
 
-	allBuckets = [][]byte{bMeta, bMsg, bDedupe, bCtrl, bTime, bQueue, bDest, bDelivery, bDead, bRejected}
+	allBuckets = [][]byte{bMeta, bMsg, bCtrl, bTime, bQueue, bDest, bDelivery, bDead, bRejected}
 
 	kSchema          = []byte("schema")
 	kRejectedBytes   = []byte("rejected_bytes")
