@@ -33,6 +33,14 @@
 // replacement's ${1}, are left alone. A key written with no value ("ack_mode:") counts as
 // not given.
 //
+// YAML anchors, aliases and merge keys work as YAML specifies ("<<: *common"; the
+// mapping's own keys win, and of "<<: [*a, *b]" the first). Top-level keys starting with
+// "x-" are ignored, as a place to keep anchors. Aliases are charged against a budget
+// proportional to the file's size, so a small file cannot expand into a huge tree.
+//
+// Relative paths (data_dir, TLS files, a file destination's dir) are taken from the
+// daemon's working directory, not from the configuration file's.
+//
 // # Invariants
 //
 //   - Keys of free-form maps keep their case and dots: `W1` is not `w1`, and

@@ -207,8 +207,12 @@ func (v *validator) destinations(c *Config) map[string]bool {
 			v.oneOf(p+".format", d.Format, "er7", "json")
 			v.positive(p+".timeout", d.Timeout)
 			for _, name := range sortedKeys(d.Headers) {
-				if !isHeaderName(name) {
+				switch {
+				case !isHeaderName(name):
 					v.add(mapPath(p+".headers", name), "invalid HTTP header name")
+				case strings.ContainsAny(d.Headers[name], "\r\n\x00"):
+					// The value is not quoted: headers are where tokens live.
+					v.add(mapPath(p+".headers", name), "the value must not contain line breaks or NUL")
 				}
 			}
 		case "file":
