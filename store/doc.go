@@ -31,14 +31,22 @@
 //
 // # Layout (schema version 1)
 //
-// Buckets: meta (schema version, rejected-log counters), msg (seq -> message:
-// header summary, targets with their queue IDs, raw bytes; compact binary
-// encoding), dedupe (sending app, facility, control ID -> seq, content hash,
-// expiry), ctrl (control ID, seq), time (unix second -> first seq of that
-// second), queue/<dest> (queue ID -> seq, route, time), dest (dest -> pending
-// count, blocked mark), delivery (seq, dest -> attempts and downstream answers;
-// absent while a message was never tried), dead/<dest> (ID -> dead letter) and
-// rejected (ID -> rejected input).
+// Buckets: meta (schema version, rejected-log counters); msg (seq -> message:
+// header summary, targets with their queue IDs, raw bytes, in a compact binary
+// encoding); ctrl, the one index serving both dedupe and control-ID queries
+// (control ID, sending app and facility, seq -> content hash, dedupe expiry);
+// time (unix second -> first seq received in it); queue (per destination a
+// nested bucket, queue ID -> seq, route, enqueue time; beside it "\x00"+dest ->
+// pending count); dest (dest -> blocked mark); delivery (seq, dest -> attempts
+// and downstream answers; absent while a message was never tried); dead (per
+// destination a nested bucket of dead letters); rejected (ID -> rejected input).
+//
+// An append writes the message, one index entry, one queue entry per target,
+// each touched queue's count once per batch, and the time index once a second.
+// Buckets written in key order are packed full (FillPercent 0.95) rather than
+// split half-full. Dedupe is checked against the newest entry of the same
+// sender and control ID that had a dedupe window (stepping over at most 8
+// newer entries appended without one).
 //
 // # Durability settings
 //

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -161,5 +162,52 @@ func TestFaultFile(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Append still blocked after the fault file changed")
+	}
+}
+
+// TestAppendContextBoundsOnlyTheQueueWait: with the batch full behind a
+// stalled commit, a caller whose ctx ends gives up before being queued and
+// nothing of its message is stored.
+func TestAppendContextBoundsOnlyTheQueueWait(t *testing.T) {
+	s := openTest(t, Options{MaxBatch: 1})
+	entered := make(chan struct{}, 4)
+	release := make(chan struct{})
+	SetCommitFault(s, func() error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	})
+	results := make(chan error, 2)
+	go func() { _, err := s.Append(context.Background(), []Message{msg("A", "B", "1", "p")}); results <- err }()
+	<-entered // batch 1 is committing
+	go func() { _, err := s.Append(context.Background(), []Message{msg("A", "B", "2", "p")}); results <- err }()
+	// Wait until the second append fills the next batch (MaxBatch 1).
+	for {
+		s.gc.mu.Lock()
+		n := len(s.gc.pending)
+		s.gc.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := s.Append(ctx, []Message{msg("A", "B", "3", "p")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("third Append = %v, want DeadlineExceeded while no batch has room", err)
+	}
+	close(release)
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	SetCommitFault(s, nil)
+	got, err := s.Query(Filter{ControlID: "3"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("the refused message was stored: %v, %v", seqsOfRecords(got), err)
+	}
+	if st, _ := s.Stats(); st.LastSeq != 2 {
+		t.Errorf("LastSeq = %d, want 2", st.LastSeq)
 	}
 }

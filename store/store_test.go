@@ -426,3 +426,33 @@ func TestStatfsFree(t *testing.T) {
 		t.Fatalf("statfsFree = %d, %v", n, err)
 	}
 }
+
+func TestReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mllpd.db")
+	if _, err := Open(Options{Path: path, ReadOnly: true}); err == nil {
+		t.Fatal("read-only Open of a missing file succeeded")
+	}
+	s := openTest(t, Options{Path: path})
+	res := mustAppend(t, s, msg("A", "B", "c1", "p", Target{"epic", "r"}))
+	closeChecked(t, s)
+
+	ro := openTest(t, Options{Path: path, ReadOnly: true})
+	if rec, err := ro.Get(res[0].Seq); err != nil || rec.ControlID != "c1" {
+		t.Errorf("Get read-only = %+v, %v", rec, err)
+	}
+	if _, err := ro.Append(context.Background(), []Message{msg("A", "B", "c2", "p")}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Append read-only = %v, want ErrReadOnly", err)
+	}
+	if err := ro.Record(context.Background(), "epic", 1, Attempt{}); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("Record read-only = %v, want ErrReadOnly", err)
+	}
+	// A second reader may share the file; a writer may not.
+	ro2 := openTest(t, Options{Path: path, ReadOnly: true})
+	_ = ro2
+	if w, err := Open(Options{Path: path, LockTimeout: 50 * time.Millisecond}); !errors.Is(err, ErrLocked) {
+		if err == nil {
+			w.Close()
+		}
+		t.Errorf("writer Open beside readers = %v, want ErrLocked", err)
+	}
+}
