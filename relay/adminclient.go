@@ -25,9 +25,8 @@ type Client struct {
 	BaseURL string
 	// Token is the bearer token (the contents of admin.token_file).
 	Token string
-	// HTTPClient is used for requests; nil = a client without an overall
-	// timeout (a backup or a large backfill takes as long as it takes; ctx
-	// bounds it) whose dial gives up after 5 s.
+	// HTTPClient is used for requests; nil = a new NewHTTPClient() per call
+	// (NewClient sets one, so its connections are reused).
 	HTTPClient *http.Client
 }
 
@@ -35,7 +34,20 @@ type Client struct {
 // host:port as in admin.listen; an unspecified host such as ":8765" or
 // "0.0.0.0:8765" is reached on loopback).
 func NewClient(addr, token string) *Client {
-	return &Client{BaseURL: "http://" + DialableAddr(addr), Token: token}
+	return &Client{BaseURL: "http://" + DialableAddr(addr), Token: token, HTTPClient: NewHTTPClient()}
+}
+
+// NewHTTPClient returns the HTTP client the admin Client uses by default: no
+// proxy (the admin API is local; the token must not go to a proxy), a 5 s
+// dial timeout, and no overall timeout: a backup or a large backfill takes as
+// long as it takes, bounded by the caller's ctx.
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:           nil,
+		DialContext:     (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:    2,
+		IdleConnTimeout: 30 * time.Second,
+	}}
 }
 
 // DialableAddr turns a listen address into one a local client can dial:
@@ -54,19 +66,11 @@ func DialableAddr(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-var defaultHTTPClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 nil, // the admin API is local; never send the token to a proxy
-	DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	ResponseHeaderTimeout: 0,
-	MaxIdleConns:          2,
-	IdleConnTimeout:       30 * time.Second,
-}}
-
 func (c *Client) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return defaultHTTPClient
+	return NewHTTPClient()
 }
 
 // Healthy reports whether the daemon's admin API answers /healthz (no
