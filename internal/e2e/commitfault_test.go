@@ -270,3 +270,37 @@ func TestCommitFaultsUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledCommitThenCrash: a commit stalls, the sender's connection is
+// closed without a reply after commit_timeout, and the daemon dies (SIGKILL)
+// before the commit ever completes. After a restart the sender's resend gets
+// AA and the message is stored once: the earlier attempt left nothing behind
+// that would turn the resend into a false duplicate or a second copy.
+func TestStalledCommitThenCrash(t *testing.T) {
+	fd := newFaultDaemon(t)
+	fd.start()
+	addr := fd.addrs["pas"]
+	if a, err := sendOnce(addr, adt("FAULT", "PRE-1"), 10*time.Second); err != nil || a.Code != "AA" {
+		t.Fatalf("PRE-1: %v %v, want AA", a, err)
+	}
+	fd.setFault("stall")
+	if a, err := sendOnce(addr, adt("FAULT", "CRASH-STALL"), 10*time.Second); !isClosedWithoutReply(err) {
+		t.Fatalf("CRASH-STALL during a stalled commit: %v %v, want the connection closed without a reply", a, err)
+	}
+	fd.kill()
+	fd.setFault("")
+	fd.start()
+	if a, err := sendOnce(addr, adt("FAULT", "CRASH-STALL"), 10*time.Second); err != nil || a.Code != "AA" {
+		t.Fatalf("CRASH-STALL resent after the restart: %v %v, want AA", a, err)
+	}
+	if n, _ := fd.metric("mllpd_ingest_duplicates_total", `listener="pas"`); n != 0 {
+		t.Errorf("the resend counted as a duplicate (%v) although the stalled commit never completed", n)
+	}
+	fd.stop()
+	stored := storedByControlID(t, fd.openStore())
+	for _, ctrl := range []string{"PRE-1", "CRASH-STALL"} {
+		if n := len(stored[ctrl]); n != 1 {
+			t.Errorf("%s stored %d times, want once", ctrl, n)
+		}
+	}
+}

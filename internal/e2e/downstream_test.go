@@ -163,22 +163,30 @@ func deliveryTo(rec store.Record, dest string) (store.Delivery, bool) {
 	return store.Delivery{}, false
 }
 
-// TestDownstreamOutage: the destination is down for a while and comes back;
-// then it answers AE to one message, AR/207 once to another and AR/200 to a
-// third. Promises 4 and 5: afterwards every message is delivered or
-// dead-lettered as the classification says (AE permanent -> dead letter,
-// AR/207 retriable -> delivered on retry, AR/200 permanent -> dead letter),
-// first deliveries keep the accept order, nothing is lost.
+// TestDownstreamOutage: the destination is down for a while (and the daemon
+// is SIGKILLed and restarted meanwhile) and comes back; then it answers AE to
+// one message, AR/207 once to another, AR/200 to a third, and a fourth's AA
+// only after ack_timeout. Promises 4 and 5: afterwards every message is
+// delivered or dead-lettered as the classification says (AE permanent ->
+// dead letter, AR/207 retriable -> delivered on retry, AR/200 permanent ->
+// dead letter, no ACK in time -> delivered on retry), first deliveries keep
+// the accept order, nothing is lost.
 func TestDownstreamOutage(t *testing.T) {
 	const (
 		ae     = "O-45" // AE: permanent
 		ar207  = "O-46" // AR/207 on the first copy: retriable
 		ar200  = "O-47" // AR/200: permanent
+		late   = "O-48" // first copy answered only after ack_timeout: retriable
 		total  = 60
 		outage = 20 // O-21..O-40 are accepted while the destination is down
 	)
 	ds := newDownstream(t, func(ctrl string, nth int) (hl7.AckCode, hl7.ErrorCode) {
 		switch {
+		case ctrl == late && nth == 1:
+			// A peer slower than ack_timeout (1s): its AA comes too late and
+			// must not be taken for the next message's.
+			<-time.After(1500 * time.Millisecond)
+			return hl7.AA, 0
 		case ctrl == ae:
 			return hl7.AE, hl7.ErrCodeDataType
 		case ctrl == ar207 && nth == 1:
@@ -197,7 +205,7 @@ destinations:
   - name: epr
     type: mllp
     address: %q
-    ack_timeout: 5s
+    ack_timeout: 1s
     retry: {initial: 20ms, max: 200ms}
     on_permanent_failure: dead_letter
 routes:
@@ -239,11 +247,16 @@ routes:
 			t.Fatalf("O-%d arrived while the destination was down", i)
 		}
 	}
+	// The queue built up during the outage survives a crash.
+	d.kill()
+	c.Close()
+	d.start()
+	c = &mllp.Client{Addr: d.addrs["pas"], AckTimeout: 10 * time.Second}
 
 	ds.up()
 	send(2*outage+1, total)
 	pollUntil(t, 60*time.Second, "every message at the destination after the outage", func() bool {
-		return ds.seenAll(ids) && ds.seen(ar207) >= 2
+		return ds.seenAll(ids) && ds.seen(ar207) >= 2 && ds.seen(late) >= 2
 	})
 	pollUntil(t, 30*time.Second, "the queue drained", func() bool {
 		n, ok := d.metric("mllpd_delivery_queue_depth", `destination="epr"`)
@@ -286,8 +299,8 @@ routes:
 			t.Errorf("%s: delivery state %q (ack %s/%s, %d attempts, %q), want %q",
 				id, dl.State, dl.AckCode, dl.ErrorCode, dl.Attempts, dl.LastError, want)
 		}
-		if id == ar207 && dl.Attempts < 2 {
-			t.Errorf("%s: delivered after %d attempts, want a retry after AR/207", id, dl.Attempts)
+		if (id == ar207 || id == late) && dl.Attempts < 2 {
+			t.Errorf("%s: delivered after %d attempts, want a retry after its first copy failed", id, dl.Attempts)
 		}
 	}
 	if len(dead) != 2 {
