@@ -192,6 +192,16 @@ func (m *Message) decode(v []byte) string {
 	return decodeCharset(m.charset, v)
 }
 
+// GetFormatted is Get with FT formatting commands rendered as plain text
+// (see RenderFormatted): for display, never for forwarding.
+func (m *Message) GetFormatted(p Path) string {
+	v := m.GetRaw(p)
+	if len(v) == 0 {
+		return ""
+	}
+	return decodeCharset(m.charset, RenderFormatted(v, m.delims))
+}
+
 // IsNull reports whether the value at p is exactly "" (two double quotes):
 // HL7's null, which tells a receiver to delete the stored value (reference
 // §2.4). An absent or empty value is not null.

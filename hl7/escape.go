@@ -73,7 +73,55 @@ func Unescape(raw []byte, d Delimiters) []byte {
 	return unescapeAppend(make([]byte, 0, len(raw)), raw, d)
 }
 
-func unescapeAppend(dst, raw []byte, d Delimiters) []byte {
+// RenderFormatted is Unescape plus the FT formatting commands rendered as
+// plain text (reference §3, case 38): \.br\ is a line break, \.sp<n>\ n line
+// breaks (one without n), \.sk<n>\, \.in<n>\ and \.ti<n>\ n spaces; \H\ \N\
+// \.fi\ \.nf\ \.ce\ are dropped. Local and charset escapes stay verbatim. Use
+// it for display (JSON, logs with bodies); forwarding uses the raw bytes.
+func RenderFormatted(raw []byte, d Delimiters) []byte {
+	if d.Escape == 0 || bytes.IndexByte(raw, d.Escape) < 0 {
+		return append([]byte(nil), raw...)
+	}
+	return unescape(make([]byte, 0, len(raw)), raw, d, true)
+}
+
+func unescapeAppend(dst, raw []byte, d Delimiters) []byte { return unescape(dst, raw, d, false) }
+
+// render appends the plain-text form of formatting command seq (without its
+// escape characters); ok is false for a sequence that is not one.
+func render(dst, seq []byte) ([]byte, bool) {
+	switch string(seq) {
+	case "H", "N", ".fi", ".nf", ".ce":
+		return dst, true
+	case ".br":
+		return append(dst, '\n'), true
+	}
+	if len(seq) < 3 || seq[0] != '.' {
+		return dst, false
+	}
+	n := 1
+	if arg := seq[3:]; len(arg) > 0 {
+		if len(arg) > 3 {
+			return dst, false
+		}
+		n = 0
+		for _, c := range arg {
+			if c < '0' || c > '9' {
+				return dst, false
+			}
+			n = n*10 + int(c-'0')
+		}
+	}
+	switch string(seq[1:3]) {
+	case "sp":
+		return append(dst, bytes.Repeat([]byte{'\n'}, n)...), true
+	case "sk", "in", "ti":
+		return append(dst, bytes.Repeat([]byte{' '}, n)...), true
+	}
+	return dst, false
+}
+
+func unescape(dst, raw []byte, d Delimiters, formatted bool) []byte {
 	e := d.Escape
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, e)
@@ -112,6 +160,12 @@ func unescapeAppend(dst, raw []byte, d Delimiters) []byte {
 		}
 		if len(seq) >= 3 && seq[0] == 'X' && len(seq)%2 == 1 {
 			if out, ok := appendHex(dst, seq[1:]); ok {
+				dst = out
+				continue
+			}
+		}
+		if formatted {
+			if out, ok := render(dst, seq); ok {
 				dst = out
 				continue
 			}

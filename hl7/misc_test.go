@@ -332,3 +332,27 @@ func TestEscapeControls(t *testing.T) {
 		t.Errorf("SetRaw with VT: %v, want ErrBadValue", err)
 	}
 }
+
+// TestRenderFormatted is case 38's "render FT" helper.
+func TestRenderFormatted(t *testing.T) {
+	for _, tt := range []struct{ raw, want string }{
+		{`Line1\.br\Line2\.sp2\\H\Bold\N\`, "Line1\nLine2\n\nBold"},
+		{`a\.sp\b`, "a\nb"},
+		{`\.in4\x\.sk2\y\.ti1\z`, "    x  y z"},
+		{`\.fi\\.nf\\.ce\T`, "T"},
+		{`A\F\B\X41\`, "A|BA"},
+		{`keep \Zloc\ \C2842\ \.sp9999\ \.xx\`, `keep \Zloc\ \C2842\ \.sp9999\ \.xx\`},
+		{"plain", "plain"},
+	} {
+		if got := string(RenderFormatted([]byte(tt.raw), DefaultDelimiters)); got != tt.want {
+			t.Errorf("RenderFormatted(%q) = %q, want %q", tt.raw, got, tt.want)
+		}
+	}
+	m := mustParseCase(t, "38-formatting.hl7")
+	if got := m.GetFormatted(MustParsePath("OBX-5")); got != "Line1\nLine2\n\nBold" {
+		t.Errorf("GetFormatted = %q", got)
+	}
+	if got := m.Get(MustParsePath("OBX-5")); got != `Line1\.br\Line2\.sp2\\H\Bold\N\` {
+		t.Errorf("Get must keep formatting commands, got %q", got)
+	}
+}
