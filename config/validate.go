@@ -93,7 +93,7 @@ func (v *validator) config(c *Config) {
 	destinations := v.destinations(c)
 	for name := range c.Tables {
 		if name == "" {
-			v.add("tables", "a table name must not be empty")
+			v.add(mapPath("tables", name), "a table name must not be empty")
 		}
 	}
 	v.routes(c, listeners, destinations)
