@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		delivered: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "delivered_total",
 			Help: "Messages the destination accepted."}, []string{"destination"}),
 		failed: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "failed_total",
-			Help: "Failed delivery attempts, by class (retriable, permanent, block)."}, []string{"destination", "class"}),
+			Help: "Failed delivery attempts by class: retriable (retried), permanent (dead-lettered or blocked per policy; also the last of max_attempts), block (HTTP 401/403)."}, []string{"destination", "class"}),
 		retries: f.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
 			Help: "Attempts scheduled again after a retriable failure."}, []string{"destination"}),
 		depth: f.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queue_depth",

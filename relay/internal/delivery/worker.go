@@ -369,11 +369,12 @@ func (w *Worker) deliver(ctx context.Context, e store.QueueEntry) bool {
 			log.Debug("delivered", zap.Int("attempts", attempts), zap.String("ack", res.AckCode), zap.Int("http_status", res.HTTPStatus))
 			return true
 		case Retriable:
-			w.m.failed.WithLabelValues(w.cfg.Name, Retriable.String()).Inc()
-			w.m.setLastError(w.cfg.Name, kind)
 			if n := w.cfg.Retry.MaxAttempts; n > 0 && attempts >= n {
+				// The last attempt counts as permanent, not also as retriable.
 				return w.permanent(ctx, log, e, a, kind, fmt.Sprintf("%d attempts failed, last: %s", attempts, a.Err))
 			}
+			w.m.failed.WithLabelValues(w.cfg.Name, Retriable.String()).Inc()
+			w.m.setLastError(w.cfg.Name, kind)
 			a.Outcome = store.Attempted
 			w.rec.submit(e, a, kind, nil)
 			delay := w.backoff(attempts)

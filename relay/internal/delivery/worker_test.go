@@ -472,6 +472,12 @@ func TestMaxAttempts(t *testing.T) {
 	if v := metric(t, h, "mllpd_delivery_last_error_class", "class", delivery.KindAckAR); v != 1 {
 		t.Errorf("last_error_class{class=ack_ar} = %v, want 1", v)
 	}
+	if r, p := metric(t, h, "mllpd_delivery_failed_total", "class", "retriable"), metric(t, h, "mllpd_delivery_failed_total", "class", "permanent"); r != 2 || p != 1 {
+		t.Errorf("failed_total retriable %v permanent %v, want 2 and 1", r, p)
+	}
+	if v := metric(t, h, "mllpd_delivery_retries_total"); v != 2 {
+		t.Errorf("retries_total = %v, want 2", v)
+	}
 }
 
 // TestStopDuringRetry: cancel while the head is being retried; Run returns,
