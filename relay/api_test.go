@@ -722,3 +722,32 @@ func TestAPIUnauthorizedClient(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+// A Client talks to a running daemon's admin API with the token from
+// admin.token_file; its methods mirror Ops, which works on the store file
+// while the daemon is stopped.
+func ExampleClient() {
+	cfg, err := config.Load("/etc/mllpd/mllpd.yaml")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	token, err := ReadAdminToken(cfg.AdminTokenFile())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	c := NewClient(cfg.Admin.Listen, token)
+	ctx := context.Background()
+	page, err := c.ListMessages(ctx, MessageFilter{Type: "ADT^A01", State: "dead", Limit: 20})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, m := range page.Messages {
+		// Queue each again at the tail of epic's queue, under its original route.
+		if _, err := c.Resend(ctx, []uint64{m.Seq}, "epic"); err != nil {
+			fmt.Println(err)
+		}
+	}
+}

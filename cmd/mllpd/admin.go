@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -108,12 +109,23 @@ func openStoreOffline(cfg *config.Config, readOnly bool) (*store.Store, error) {
 	}
 	st, err := store.Open(store.Options{Path: p, ReadOnly: readOnly, LockTimeout: offlineLockTimeout})
 	if errors.Is(err, store.ErrLocked) {
-		return nil, fmt.Errorf("the store is locked by a running mllpd whose admin API at %s does not answer; check admin.listen", relay.DialableAddr(cfg.Admin.Listen))
+		return nil, lockedError(cfg)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// lockedError says that a daemon holds the store but its API is not where
+// the config says.
+func lockedError(cfg *config.Config) error {
+	addr := relay.DialableAddr(cfg.Admin.Listen)
+	err := fmt.Errorf("the store is locked by a running mllpd whose admin API at %s does not answer; check admin.listen", addr)
+	if _, port, perr := net.SplitHostPort(addr); perr == nil && port == "0" {
+		err = fmt.Errorf("%w (port 0 lets the daemon pick a random port the CLI cannot find: give admin.listen a fixed port)", err)
+	}
+	return err
 }
 
 // configFlag adds --config to c (persistent: its subcommands inherit it).

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -138,6 +139,10 @@ func TestAdminCLI(t *testing.T) {
 	if r := c("messages", "show", "1", "--raw"); r.code != 0 || r.stdout != sentADT("C1") {
 		t.Errorf("show --raw = %q (exit %d), want the exact bytes", r.stdout, r.code)
 	}
+	var detail relay.MessageDetail
+	if r := c("messages", "show", "1", "--json"); json.Unmarshal([]byte(r.stdout), &detail) != nil || string(detail.Raw) != sentADT("C1") || detail.Seq != 1 {
+		t.Errorf("show --json = %s (exit %d)", r.stdout, r.code)
+	}
 	c("messages", "show", "99").expect(t, "show unknown", 1, nil, []string{"no message with seq 99"})
 	c("messages", "show", "abc").expect(t, "show abc", 2, nil, []string{"not a message sequence number"})
 	c("messages", "list", "--since", "yesterday").expect(t, "bad --since", 2, nil, []string{"RFC 3339"})
@@ -172,6 +177,8 @@ func TestAdminCLI(t *testing.T) {
 	writeConfig(t, other, adminConfig(dataDir, otherAdmin, freePort(t), filepath.Join(dir, "lab"), epic))
 	runCLI(t, "messages", "list", "--config", other).expect(t, "locked", 1, nil,
 		[]string{"the store is locked by a running mllpd whose admin API at " + otherAdmin + " does not answer; check admin.listen"})
+	writeConfig(t, other, adminConfig(dataDir, "127.0.0.1:0", freePort(t), filepath.Join(dir, "lab"), epic))
+	runCLI(t, "compact", "--config", other).expect(t, "locked, port 0", 1, nil, []string{"locked", "give admin.listen a fixed port"})
 
 	stopServe(t, p)
 

@@ -37,7 +37,7 @@ It needs the store to itself: stop mllpd first.`,
 			}
 			before, after, err := compactStore(dbPath(cfg), keepBackup)
 			if errors.Is(err, store.ErrLocked) {
-				return fmt.Errorf("the store is locked by a running mllpd whose admin API at %s does not answer; check admin.listen", addr)
+				return lockedError(cfg)
 			}
 			if err != nil {
 				return err
