@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +32,7 @@ const maxResponseBytes = 64 << 10
 // HTTP POSTs each message to one URL.
 type HTTP struct {
 	url     string
+	display string // for errors: no credentials, no query (it may hold an API key)
 	json    bool
 	timeout time.Duration
 	header  http.Header
@@ -48,7 +50,7 @@ func NewHTTP(c Config) (*HTTP, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("transport: destination %q: url %s: want http:// or https://host", c.Name, u.Redacted())
 	}
-	h := &HTTP{url: c.URL, timeout: c.Timeout, header: http.Header{}, now: time.Now}
+	h := &HTTP{url: c.URL, display: u.Scheme + "://" + u.Host + u.Path, timeout: c.Timeout, header: http.Header{}, now: time.Now}
 	switch c.Format {
 	case "", FormatER7:
 		h.header.Set("Content-Type", ContentTypeER7)
@@ -103,7 +105,11 @@ func (t *HTTP) Send(ctx context.Context, msg Message) (Result, error) {
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return Result{}, err // *url.Error: the URL without its password, and the cause
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text repeats the URL, query included
+		}
+		return Result{}, fmt.Errorf("transport: post %s: %w", t.display, err)
 	}
 	// Drain a bounded part so the keep-alive connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))

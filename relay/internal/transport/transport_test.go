@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,5 +188,37 @@ func TestRenderJSON(t *testing.T) {
 	}
 	if doc.Charset == "" {
 		t.Errorf("charset missing")
+	}
+}
+
+// TestHTTPErrorHidesSecrets: a failed request's error names the endpoint
+// without the URL's password or query (where API keys live).
+func TestHTTPErrorHidesSecrets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: connection refused
+	h, err := NewHTTP(Config{Name: "lab", URL: "http://user:pw@" + addr + "/hl7?apikey=SECRET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	_, err = h.Send(context.Background(), Message{Body: []byte("MSH|^~\\&|A\r")})
+	if err == nil {
+		t.Fatal("send to a closed port succeeded")
+	}
+	for _, secret := range []string{"SECRET", "pw", "apikey"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error %q holds %q", err, secret)
+		}
+	}
+	if !strings.Contains(err.Error(), "http://"+addr+"/hl7") {
+		t.Errorf("error %q does not name the endpoint", err)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) {
+		t.Errorf("error %T does not wrap the net error", err)
 	}
 }
