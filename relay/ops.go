@@ -297,9 +297,9 @@ func (o *Ops) destination(name string) error {
 
 // Resend queues each message of seqs again for destination to, in the order
 // given, at the tail of its queue. Each entry keeps the route that chose to
-// for that message, or none ("") when no route did (see QueuedEntry). Unknown seqs fail the whole
-// call before anything is queued; a message still waiting in to's queue is
-// skipped (reported in ResendResult.Skipped).
+// for that message, or none ("") when no route did (see QueuedEntry).
+// Unknown seqs fail the whole call before anything is queued; a message still
+// waiting in to's queue is skipped (reported in ResendResult.Skipped).
 func (o *Ops) Resend(ctx context.Context, seqs []uint64, to string) (ResendResult, error) {
 	if err := o.destination(to); err != nil {
 		return ResendResult{}, err
@@ -388,20 +388,33 @@ func (o *Ops) requeue(ctx context.Context, r *store.Record, to string, res *Rese
 			route = d.Route
 		}
 	}
-	e, err := o.Store.Requeue(ctx, to, r.Seq, route)
+	return o.requeueSeq(ctx, r.Seq, route, to, res)
+}
+
+// requeueSeq queues seq for to under route and records the outcome in res.
+func (o *Ops) requeueSeq(ctx context.Context, seq uint64, route, to string, res *ResendResult) error {
+	e, err := o.Store.Requeue(ctx, to, seq, route)
 	switch {
 	case errors.Is(err, store.ErrAlreadyQueued):
-		res.Skipped = append(res.Skipped, SkippedSeq{Seq: r.Seq, Reason: "already queued for " + to})
+		res.Skipped = append(res.Skipped, SkippedSeq{Seq: seq, Reason: "already queued for " + to})
 		return nil
 	case errors.Is(err, store.ErrNotFound):
-		res.Skipped = append(res.Skipped, SkippedSeq{Seq: r.Seq, Reason: "no longer stored"})
+		res.Skipped = append(res.Skipped, SkippedSeq{Seq: seq, Reason: "no longer stored"})
 		return nil
 	case err != nil:
-		return fmt.Errorf("resend message %d to %s: %w", r.Seq, to, err)
+		return fmt.Errorf("resend message %d to %s: %w", seq, to, err)
 	}
 	res.Queued = append(res.Queued, QueuedEntry{Seq: e.Seq, QueueID: e.ID, Route: e.Route})
+	if len(res.Queued)%notifyEvery == 0 {
+		o.notify(to) // a long backfill: delivery starts while the rest is queued
+	}
 	return nil
 }
+
+// notifyEvery is how many entries a long resend queues between wake-ups of
+// the destination's worker. Each Requeue is its own commit, so a backfill of
+// thousands of messages takes seconds to minutes.
+const notifyEvery = 100
 
 // ---------------------------------------------------------------------------
 // Rejected input
@@ -651,18 +664,9 @@ func (o *Ops) ResendDeadLetters(ctx context.Context, dest string, ids []uint64) 
 		}
 	}()
 	for _, dl := range dls {
-		e, err := o.Store.Requeue(ctx, dest, dl.Seq, dl.Route)
-		switch {
-		case errors.Is(err, store.ErrAlreadyQueued):
-			res.Skipped = append(res.Skipped, SkippedSeq{Seq: dl.Seq, Reason: "already queued for " + dest})
-			continue
-		case errors.Is(err, store.ErrNotFound):
-			res.Skipped = append(res.Skipped, SkippedSeq{Seq: dl.Seq, Reason: "no longer stored"})
-			continue
-		case err != nil:
-			return res, fmt.Errorf("resend dead letter %d of %s: %w", dl.ID, dest, err)
+		if err := o.requeueSeq(ctx, dl.Seq, dl.Route, dest, &res); err != nil {
+			return res, fmt.Errorf("dead letter %d of %s: %w", dl.ID, dest, err)
 		}
-		res.Queued = append(res.Queued, QueuedEntry{Seq: e.Seq, QueueID: e.ID, Route: e.Route})
 	}
 	return res, nil
 }
