@@ -71,7 +71,7 @@ type Config struct {
 	URL     string
 	Format  string            // FormatER7 ("" too) or FormatJSON
 	Timeout time.Duration     // whole request; 0 = 30s
-	Headers map[string]string // e.g. Authorization: Bearer ...
+	Headers map[string]string // e.g. Authorization: Bearer ...; a Content-Type here replaces the format's
 
 	// File
 	Dir string
