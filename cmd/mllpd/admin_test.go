@@ -169,6 +169,12 @@ func TestAdminCLI(t *testing.T) {
 	c("backup", online).expect(t, "backup online", 0, []string{"streamed by the running daemon"}, nil)
 	assertStoreHas(t, online, []string{"C1", "C2"})
 	c("backup", online).expect(t, "backup over a file", 2, nil, []string{"--force"})
+	piped := c("backup", "-")
+	piped.expect(t, "backup to stdout", 0, nil, []string{"to stdout"})
+	if err := os.WriteFile(filepath.Join(dir, "piped.db"), []byte(piped.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	assertStoreHas(t, filepath.Join(dir, "piped.db"), []string{"C1", "C2"})
 	c("compact").expect(t, "compact online", 1, nil, []string{"mllpd is running", "stop it first"})
 
 	// Same data_dir, an admin.listen where nothing answers: the lock is named.

@@ -25,10 +25,22 @@ FILE. While mllpd runs, the daemon streams it through its admin API and keeps
 accepting messages meanwhile; while it is stopped, the store file is copied in
 one read transaction. The copy is written next to FILE, checked page by page,
 and renamed to FILE only when complete: restore it by stopping mllpd and
-putting it in place of data_dir/mllpd.db.`,
+putting it in place of data_dir/mllpd.db. FILE "-" writes the copy to stdout
+(unchecked; for a pipe such as | gzip > backup.db.gz).`,
+		Example: `  mllpd backup /var/backups/mllpd-$(date +%F).db --config /etc/mllpd/mllpd.yaml
+  mllpd backup - | gzip > mllpd.db.gz`,
 		Args: exactArgs(1, "FILE"),
 		RunE: func(c *cobra.Command, args []string) error {
 			dst := args[0]
+			if dst == "-" {
+				return withSession(c, &cfgPath, false, func(ctx context.Context, s *session) error {
+					n, err := s.ops.Backup(ctx, c.OutOrStdout())
+					if err == nil {
+						fmt.Fprintf(c.ErrOrStderr(), "wrote %s to stdout\n", plural(int(n), "byte", "bytes"))
+					}
+					return err
+				})
+			}
 			if _, err := os.Stat(dst); err == nil && !force {
 				return usageErr(fmt.Errorf("%s exists; give --force to replace it", dst))
 			}
