@@ -5,8 +5,14 @@ import (
 	"fmt"
 )
 
-// maxPathIndex bounds every number in an HL7 path; no message has more of anything.
-const maxPathIndex = 99999
+// Bounds of the numbers in an HL7 path, as hl7.ParsePath has them: a field, repetition,
+// component or subcomponent up to 9999, a segment occurrence up to 999999 (large results
+// carry thousands of OBX segments), each written with at most 6 digits.
+const (
+	maxPathIndex      = 9999
+	maxPathOccurrence = 999999
+	maxPathDigits     = 6
+)
 
 // checkHL7Path checks the syntax of an HL7 path as the hl7 package reads it:
 //
@@ -17,14 +23,15 @@ const maxPathIndex = 99999
 // whether the path names a field (or a part of one) rather than whole segments.
 //
 // It is syntax only, written here so that config imports nothing of this module yet;
-// hl7.ParsePath is the authority and can replace it.
+// hl7.ParsePath is the authority and can replace it (hl7_agreement_test.go checks that the
+// two accept the same strings).
 func checkHL7Path(s string) (field bool, err error) {
 	if len(s) < 3 || !isUpper(s[0]) || !isUpperOrDigit(s[1]) || !isUpperOrDigit(s[2]) {
 		return false, errors.New("must start with a segment ID: a capital letter, then two capitals or digits")
 	}
 	i := 3
 	if i < len(s) && s[i] == '[' {
-		if i, err = index(s, i, "segment occurrence"); err != nil {
+		if i, err = index(s, i, "segment occurrence", maxPathOccurrence); err != nil {
 			return false, err
 		}
 	}
@@ -34,11 +41,11 @@ func checkHL7Path(s string) (field bool, err error) {
 	if s[i] != '-' {
 		return false, fmt.Errorf("unexpected %q after the segment (want -field)", s[i])
 	}
-	if i, err = number(s, i+1, "field"); err != nil {
+	if i, err = number(s, i+1, "field", maxPathIndex); err != nil {
 		return false, err
 	}
 	if i < len(s) && s[i] == '[' {
-		if i, err = index(s, i, "repetition"); err != nil {
+		if i, err = index(s, i, "repetition", maxPathIndex); err != nil {
 			return false, err
 		}
 	}
@@ -49,7 +56,7 @@ func checkHL7Path(s string) (field bool, err error) {
 		if s[i] != '.' {
 			return false, fmt.Errorf("unexpected %q (want .%s)", s[i], part)
 		}
-		if i, err = number(s, i+1, part); err != nil {
+		if i, err = number(s, i+1, part, maxPathIndex); err != nil {
 			return false, err
 		}
 	}
@@ -60,8 +67,8 @@ func checkHL7Path(s string) (field bool, err error) {
 }
 
 // index reads "[n]" at s[i] and returns the position after it.
-func index(s string, i int, what string) (int, error) {
-	j, err := number(s, i+1, what)
+func index(s string, i int, what string, max int) (int, error) {
+	j, err := number(s, i+1, what, max)
 	if err != nil {
 		return 0, err
 	}
@@ -71,20 +78,23 @@ func index(s string, i int, what string) (int, error) {
 	return j + 1, nil
 }
 
-// number reads a decimal number from 1 to maxPathIndex at s[i].
-func number(s string, i int, what string) (int, error) {
+// number reads a decimal number from 1 to max at s[i] and returns the position after it.
+func number(s string, i int, what string, max int) (int, error) {
 	n, j := 0, i
 	for j < len(s) && '0' <= s[j] && s[j] <= '9' {
-		if n = n*10 + int(s[j]-'0'); n > maxPathIndex {
-			return 0, fmt.Errorf("%s number above %d", what, maxPathIndex)
+		if j-i == maxPathDigits {
+			return 0, fmt.Errorf("%s number longer than %d digits", what, maxPathDigits)
 		}
+		n = n*10 + int(s[j]-'0')
 		j++
 	}
-	if j == i {
+	switch {
+	case j == i:
 		return 0, fmt.Errorf("want a %s number", what)
-	}
-	if n == 0 {
+	case n == 0:
 		return 0, fmt.Errorf("%s numbers start at 1", what)
+	case n > max:
+		return 0, fmt.Errorf("%s number above %d", what, max)
 	}
 	return j, nil
 }

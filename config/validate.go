@@ -13,9 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/text/encoding/htmlindex"
-	"golang.org/x/text/encoding/ianaindex"
 )
 
 // maxMessageBytesLimit caps max_message_bytes: a frame is held in memory while it is stored.
@@ -566,29 +563,51 @@ func checkGlob(g string) string {
 	return ""
 }
 
-// checkCharset accepts the names the IANA registry or the WHATWG encoding list know for
-// an ASCII-compatible single-byte or legacy charset. UTF-8 is no fallback: the fallback is
-// used exactly when the bytes are not valid UTF-8.
+// checkCharset accepts the charset names the hl7 package decodes (its LookupCharset:
+// case, spaces and - _ / ignored), except the two that make no sense as a fallback: the
+// fallback is used exactly when the bytes are not UTF-8, and such bytes are not ASCII.
+// An unknown name must be refused here: hl7 would quietly read it as windows-1252.
 func checkCharset(s string) string {
 	if s == "" {
 		return "must not be empty (e.g. windows-1252)"
 	}
-	e, err := ianaindex.IANA.Encoding(s)
-	if err != nil || e == nil {
-		e, err = htmlindex.Get(s)
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z':
+			b.WriteByte(c - 'a' + 'A')
+		case 'A' <= c && c <= 'Z' || '0' <= c && c <= '9':
+			b.WriteByte(c)
+		case c == ' ' || c == '-' || c == '_' || c == '/' || c == '\t':
+		default:
+			b.WriteByte('?') // matches nothing below
+		}
 	}
-	if err != nil || e == nil {
-		return fmt.Sprintf("%q: unknown charset (e.g. windows-1252, ISO-8859-1, ISO-8859-15)", s)
-	}
-	n, _ := htmlindex.Name(e)
-	if n == "" {
-		n, _ = ianaindex.IANA.Name(e)
-	}
-	switch strings.ToLower(n) {
-	case "utf-8", "utf-16be", "utf-16le", "utf-16", "utf-32", "replacement":
+	switch key := b.String(); {
+	case slices.Contains(fallbackCharsets, key) || isISO8859Key(key):
+		return ""
+	case slices.Contains([]string{"ASCII", "USASCII", "ISOIR6", "UNICODE", "UNICODEUTF8", "UTF8"}, key):
 		return fmt.Sprintf("%q: not usable as a fallback (it applies to bytes that are not UTF-8; e.g. windows-1252)", s)
 	}
-	return ""
+	return fmt.Sprintf("%q: unknown charset (e.g. windows-1252, ISO-8859-1, ISO-8859-15)", s)
+}
+
+// fallbackCharsets are the normalised names hl7.LookupCharset knows, other than ASCII,
+// UTF-8 and the ISO-8859 parts.
+var fallbackCharsets = []string{
+	"88591", "ISO88591", "LATIN1", "ISOIR100", "L1",
+	"WINDOWS1252", "CP1252", "WIN1252",
+	"ISOIR87", "ISOIR159", "ISO2022JP",
+	"ISOIR14", "SHIFTJIS", "SJIS",
+	"GB180302000", "GB18030",
+	"KSX1001", "EUCKR",
+	"BIG5",
+}
+
+// isISO8859Key reports whether a normalised name is an ISO-8859 part hl7 decodes.
+func isISO8859Key(key string) bool {
+	rest, ok := strings.CutPrefix(strings.TrimPrefix(key, "ISO"), "8859")
+	return ok && slices.Contains([]string{"2", "3", "4", "5", "6", "7", "8", "9", "10", "13", "14", "15", "16"}, rest)
 }
 
 func isHL7Version(s string) bool {
