@@ -751,3 +751,45 @@ func ExampleClient() {
 		}
 	}
 }
+
+// A backup stream that ends early, or whose length the daemon did not
+// confirm, must not pass for a complete copy.
+func TestClientBackupDetectsTruncation(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		wantErr error
+	}{
+		{"confirmed", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", BackupBytesTrailer)
+			io.WriteString(w, "12345")
+			w.Header().Set(BackupBytesTrailer, "5")
+		}, nil},
+		{"no trailer", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "12345")
+		}, ErrBackupTruncated},
+		{"length differs", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", BackupBytesTrailer)
+			io.WriteString(w, "123")
+			w.Header().Set(BackupBytesTrailer, "5")
+		}, ErrBackupTruncated},
+		{"aborted", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", BackupBytesTrailer)
+			io.WriteString(w, "123")
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}, ErrBackupTruncated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			c := &Client{BaseURL: srv.URL, Token: "x"}
+			var b bytes.Buffer
+			_, err := c.Backup(context.Background(), &b)
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("Backup error = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
