@@ -39,7 +39,8 @@
 //     message's own delimiters and charset (hl7's Set does both).
 //   - MSH-1 and MSH-2 (the delimiters) can never be written or deleted, nor can
 //     the MSH segment be removed: a mapped message always re-parses.
-//   - [Outbound] is the one function a delivery worker calls: an unmapped
+//   - [Outbound] is the one function a delivery worker calls: MSH-15/16 are
+//     blanked before the rules run (a rule may set them again); an unmapped
 //     message whose MSH-15/16 need no change goes out byte for byte (with CR
 //     terminators); otherwise the mapped copy is encoded with CR terminators.
 //

@@ -151,15 +151,23 @@ func Compile(rules []Rule, tables map[string]map[string]string) (*Mapping, error
 // never modified. On error the partial copy is discarded.
 func (mp *Mapping) Apply(m *hl7.Message) (*hl7.Message, error) {
 	out := m.Clone()
-	if mp == nil {
-		return out, nil
-	}
-	for _, s := range mp.steps {
-		if err := s.apply(out); err != nil {
-			return nil, &ApplyError{Index: s.index, Op: s.op, Path: s.path, Err: err}
-		}
+	if err := mp.applyTo(out); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// applyTo runs the rules on m itself.
+func (mp *Mapping) applyTo(m *hl7.Message) error {
+	if mp == nil {
+		return nil
+	}
+	for _, s := range mp.steps {
+		if err := s.apply(m); err != nil {
+			return &ApplyError{Index: s.index, Op: s.op, Path: s.path, Err: err}
+		}
+	}
+	return nil
 }
 
 var (
@@ -167,28 +175,27 @@ var (
 	pathMSH16 = hl7.MustParsePath("MSH-16")
 )
 
-// Outbound returns the bytes a destination is sent for m: m mapped by mp (nil
-// = no rules) and, unless keepAckFields (outbound_ack_mode: keep), with MSH-15
-// and MSH-16 blanked so that the downstream answers in original mode. The
-// result is always CR-terminated; when nothing had to change it is m's own
-// bytes (byte for byte for a CR-terminated message). m is never modified.
+// Outbound returns the bytes a destination is sent for m: unless
+// keepAckFields (outbound_ack_mode: keep), MSH-15 and MSH-16 blanked so that
+// the downstream answers in original mode, then mapped by mp (nil = no
+// rules; a rule that sets MSH-15/16 wins over the blanking). The result is
+// always CR-terminated; when nothing had to change it is m's own bytes (byte
+// for byte for a CR-terminated message). m is never modified.
 func Outbound(m *hl7.Message, mp *Mapping, keepAckFields bool) ([]byte, error) {
-	out := m
-	if mp.Len() > 0 {
-		var err error
-		if out, err = mp.Apply(m); err != nil {
-			return nil, err
-		}
+	blank := !keepAckFields && (len(m.FieldRaw(pathMSH15)) > 0 || len(m.FieldRaw(pathMSH16)) > 0)
+	if !blank && mp.Len() == 0 {
+		return m.EncodeCR(), nil
 	}
-	if !keepAckFields && (len(out.FieldRaw(pathMSH15)) > 0 || len(out.FieldRaw(pathMSH16)) > 0) {
-		if out == m {
-			out = m.Clone()
-		}
+	out := m.Clone()
+	if blank {
 		for _, p := range []hl7.Path{pathMSH15, pathMSH16} {
 			if err := out.Delete(p); err != nil {
 				return nil, fmt.Errorf("hl7map: blank %s: %w", p, err)
 			}
 		}
+	}
+	if err := mp.applyTo(out); err != nil {
+		return nil, err
 	}
 	return out.EncodeCR(), nil
 }

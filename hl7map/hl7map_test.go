@@ -371,6 +371,12 @@ func TestOutbound(t *testing.T) {
 			edits: []string{"|2.5.1|||~AL|~\r", "|2.5.1\r"},
 		},
 		{
+			name:  "rule_setting_msh15_wins_over_blanking",
+			in:    "adt_a01.hl7",
+			rules: []hl7map.Rule{{Set: "MSH-15", Value: "AL"}},
+			edits: []string{"|2.5.1|||AL|NE\r", "|2.5.1|||AL\r"},
+		},
+		{
 			name: "no_ack_fields_unmapped_byte_for_byte",
 			in:   "custom_delims.hl7",
 		},
