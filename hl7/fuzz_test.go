@@ -136,6 +136,23 @@ func FuzzRoundTrip(f *testing.F) {
 		if again.SegmentCount() < before {
 			t.Fatalf("segments lost: %d -> %d", before, again.SegmentCount())
 		}
+		// Delete undoes the value; deleting the whole segment removes it.
+		if err := m.Delete(p); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		if got := m.Get(p); got != "" {
+			t.Fatalf("Get after Delete = %q", got)
+		}
+		if err := m.Delete(MustParsePath("ZZZ")); err != nil {
+			t.Fatalf("Delete segment: %v", err)
+		}
+		final, err := Parse(m.Encode())
+		if err != nil {
+			t.Fatalf("message after Delete does not parse: %v", err)
+		}
+		if final.SegmentCountOf("ZZZ") != 0 || final.ContentHash() != m.ContentHash() {
+			t.Fatalf("Delete left ZZZ segments or the encoding differs from the model")
+		}
 	})
 }
 
