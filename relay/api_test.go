@@ -122,6 +122,7 @@ func TestAPIListMessages(t *testing.T) {
 		{"all", MessageFilter{}, []string{"CTL0001", "A1", "A2"}},
 		{"type", MessageFilter{Type: "ADT"}, []string{"A1", "A2"}},
 		{"type and event", MessageFilter{Type: "ADT^A08"}, []string{"A2"}},
+		{"whole MSH-9", MessageFilter{Type: "ADT^A08^ADT_A01"}, []string{"A2"}},
 		{"control id", MessageFilter{ControlID: "CTL0001"}, []string{"CTL0001"}},
 		{"patient id", MessageFilter{PatientID: "77"}, []string{"A2"}},
 		{"facility", MessageFilter{SendingFacility: "RXH"}, []string{"CTL0001", "A1", "A2"}},

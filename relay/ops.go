@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mllpd/mllpd/config"
@@ -189,7 +190,7 @@ func (o *Ops) ListMessages(ctx context.Context, f MessageFilter) (MessageList, e
 		return MessageList{}, err
 	}
 	sf := store.Filter{
-		Since: f.Since, Until: f.Until, Type: f.Type, ControlID: f.ControlID, PatientID: f.PatientID,
+		Since: f.Since, Until: f.Until, Type: typeFilter(f.Type), ControlID: f.ControlID, PatientID: f.PatientID,
 		SendingFacility: f.SendingFacility, State: f.State, AfterSeq: f.After, Limit: f.Limit,
 	}
 	if f.State == "unrouted" {
@@ -204,6 +205,17 @@ func (o *Ops) ListMessages(ctx context.Context, f MessageFilter) (MessageList, e
 		out.Messages = append(out.Messages, summarize(&p.Records[i]))
 	}
 	return out, nil
+}
+
+// typeFilter keeps MSH-9.1 and MSH-9.2 of a type filter: admins paste whole
+// MSH-9 values such as ADT^A01^ADT_A01, and the structure (MSH-9.3) is not
+// indexed.
+func typeFilter(t string) string {
+	parts := strings.SplitN(strings.TrimSpace(t), "^", 3)
+	if len(parts) == 3 {
+		parts = parts[:2]
+	}
+	return strings.Join(parts, "^")
 }
 
 // ShowMessage returns message seq with its bytes and its delivery record per
@@ -342,7 +354,7 @@ func (o *Ops) ResendRange(ctx context.Context, since, until time.Time, typ, to s
 	if since.IsZero() {
 		return ResendResult{}, badRequest("a backfill needs since (RFC 3339), e.g. since=2024-01-31T00:00:00Z")
 	}
-	f := store.Filter{Since: since, Until: until, Type: typ, Limit: store.MaxPageSize}
+	f := store.Filter{Since: since, Until: until, Type: typeFilter(typ), Limit: store.MaxPageSize}
 	if !until.IsZero() && !until.After(since) {
 		return ResendResult{}, badRequest("until (%s) must be after since (%s)", until.Format(time.RFC3339), since.Format(time.RFC3339))
 	}
