@@ -57,6 +57,10 @@
 //     addresses, cross-references (route → listener, destination, table), and that TLS
 //     files exist and can be opened. It binds nothing and loads no certificate; compiling
 //     routes and maps is the runtime's job.
+//   - The package imports nothing of this module, yet its checks of HL7 paths, fallback
+//     charsets and map rules accept exactly what hl7.ParsePath, hl7.LookupCharset and
+//     hl7map.Compile accept: the *_agreement_test.go files (tests only) hold that, so a
+//     file that passes here does not fail later when the runtime compiles it.
 //   - Error messages quote configuration values, never message content, and never the
 //     value of an environment variable.
 package config

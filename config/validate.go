@@ -352,7 +352,14 @@ func (v *validator) mapRule(p string, r MapRule, tables map[string]map[string]st
 		v.add(p+"."+verbs[0], "needs an HL7 path")
 		return
 	}
-	v.hl7Path(p+"."+verb, target, verb != "delete")
+	use := pathWrite
+	switch verb {
+	case "copy":
+		use = pathRead
+	case "delete":
+		use = pathDelete
+	}
+	v.hl7Path(p+"."+verb, target, use)
 
 	// companion keys: the ones the verb needs, then any the verb does not use.
 	need := map[string]string{"set": "value", "copy": "to", "translate": "table", "replace": "regex"}
@@ -373,7 +380,7 @@ func (v *validator) mapRule(p string, r MapRule, tables map[string]map[string]st
 	switch verb {
 	case "copy":
 		if r.To != "" {
-			v.hl7Path(p+".to", r.To, true)
+			v.hl7Path(p+".to", r.To, pathWrite)
 		}
 	case "translate":
 		if _, ok := tables[r.Table]; r.Table != "" && !ok {
@@ -388,14 +395,39 @@ func (v *validator) mapRule(p string, r MapRule, tables map[string]map[string]st
 	}
 }
 
-func (v *validator) hl7Path(p, s string, needField bool) {
+// How a map rule uses a path; hl7map refuses the same things when it compiles the rule.
+type pathUse int
+
+const (
+	pathRead   pathUse = iota // copy's source: a field or part of one
+	pathWrite                 // set, copy's to, translate, replace: a field, not the delimiters
+	pathDelete                // a field or whole segments, neither the delimiters nor MSH
+)
+
+func (v *validator) hl7Path(p, s string, use pathUse) {
 	isField, err := checkHL7Path(s)
-	switch {
-	case err != nil:
+	if err != nil {
 		v.add(p, "%q: invalid HL7 path: %v", s, err)
-	case needField && !isField:
-		v.add(p, "%q: needs a field, not a whole segment (e.g. PID-5)", s)
+		return
 	}
+	seg, rest, _ := strings.Cut(s, "-")
+	seg, _, _ = strings.Cut(seg, "[")
+	switch {
+	case use != pathDelete && !isField:
+		v.add(p, "%q: needs a field, not a whole segment (e.g. PID-5)", s)
+	case use != pathRead && isField && (seg == "MSH" || seg == "BHS" || seg == "FHS") && isDelimiterField(rest):
+		v.add(p, "%q: %s-1 and %s-2 hold the delimiters and cannot be changed", s, seg, seg)
+	case use == pathDelete && !isField && seg == "MSH":
+		v.add(p, "%q: the MSH segment cannot be deleted", s)
+	}
+}
+
+// isDelimiterField reports whether the part of a path after "-" names field 1 or 2.
+func isDelimiterField(rest string) bool {
+	n, _, _ := strings.Cut(rest, "[")
+	n, _, _ = strings.Cut(n, ".")
+	f, err := strconv.Atoi(n)
+	return err == nil && f <= 2
 }
 
 // name checks that names[i] is present, well formed and unique in its list.
