@@ -114,6 +114,7 @@ func summaryIDs(ms []MessageSummary) []string {
 func TestAPIListMessages(t *testing.T) {
 	s := seed(t)
 	ctx := context.Background()
+	waitDelivered(t, s.Store(), "lab", s.oru)
 	tests := []struct {
 		name string
 		f    MessageFilter
@@ -129,6 +130,8 @@ func TestAPIListMessages(t *testing.T) {
 		{"other facility", MessageFilter{SendingFacility: "NOPE"}, []string{}},
 		{"unrouted", MessageFilter{State: "unrouted"}, []string{"A1", "A2"}},
 		{"dead", MessageFilter{State: "dead"}, []string{}},
+		{"delivered", MessageFilter{State: "delivered"}, []string{"CTL0001"}},
+		{"pending", MessageFilter{State: "pending"}, []string{}},
 		{"since", MessageFilter{Since: s.start}, []string{"CTL0001", "A1", "A2"}},
 		{"until before", MessageFilter{Until: s.start}, []string{}},
 		{"after", MessageFilter{After: s.oru}, []string{"A1", "A2"}},
