@@ -63,14 +63,20 @@ type AppendResult struct {
 }
 
 // Append stores msgs in one transaction shared with concurrent callers (group
-// commit: one fsync for all of them) and returns once the outcome is known. A
-// nil error means every message is on disk; a *CommitError means none of this
-// batch may be assumed stored. Dedupe is decided inside the transaction, so two
-// copies in the same call or the same batch are caught.
+// commit: one fsync for all of them) and returns once the outcome is known.
+// Dedupe is decided inside the transaction, so two copies in the same call or
+// the same batch are caught. Append does not keep msgs after it returns.
 //
-// ctx bounds only the wait to enter a batch; once queued, Append waits for the
-// commit. Below Options.MinFreeBytes it fails at once with ErrLowDiskSpace.
-// Append does not keep msgs after it returns.
+// The error says what happened to the messages:
+//   - nil: every message is on disk (fsynced), or is a Duplicate of one that is.
+//   - *CommitError: the batch's commit or fsync failed; nothing of it may be
+//     assumed stored (ingest answers AR/207; a resend meets the dedupe).
+//   - ErrLowDiskSpace: refused by the free-space guard, nothing written (AR/206).
+//   - ctx.Err(): ctx ended while waiting for room in a batch (Options.MaxBatch);
+//     nothing written. Once queued, Append waits for the commit whatever ctx says.
+//   - ErrClosed, ErrReadOnly, ErrInvalid (a caller bug): nothing written.
+//   - any other error: bbolt refused one of this call's writes; nothing of this
+//     call was written (the rest of the batch was committed without it).
 func (s *Store) Append(ctx context.Context, msgs []Message) ([]AppendResult, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
