@@ -271,8 +271,9 @@ func (v *validator) classify(p string, m map[string]string) {
 			v.add(kp, "unknown ACK code (AA, AE, AR, CA, CE or CR, optionally with an error code: \"AR/207\")")
 		case hasErr && (code == "AA" || code == "CA"):
 			v.add(kp, "an error code applies only to AE, AR, CE or CR")
-		case hasErr && !isDigits(errCode):
-			v.add(kp, "%q: the error code must be a number (e.g. \"AR/207\")", errCode)
+		case hasErr && (errCode == "" || strings.ContainsFunc(errCode, func(r rune) bool { return r <= ' ' || r == '/' })):
+			// ERR-3 may hold a local code as well as a table 0357 number.
+			v.add(kp, "%q: the error code must be one word (e.g. \"AR/207\", \"AE/E42\")", errCode)
 		}
 		v.oneOf(kp, m[key], "delivered", "retriable", "permanent", "block")
 	}
