@@ -226,22 +226,50 @@ func TestCommitFaultsUnderLoad(t *testing.T) {
 	aa0, _, _ := counts()
 	waitFor("40 AAs before any fault", func(aa, _, _ int) bool { return aa >= aa0+40 })
 
+	// noAA reports every AA to a message sent after on and answered before
+	// off: while the fault held, no commit could succeed.
+	noAA := func(fault string, on, off time.Time) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		var bad []string
+		for _, o := range outcomes {
+			if o.code == "AA" && o.sent.After(on) && o.done.Before(off) {
+				bad = append(bad, fmt.Sprintf("%s (sent %v after the fault was set, answered %v before it cleared)",
+					o.ctrl, o.sent.Sub(on).Round(time.Microsecond), off.Sub(o.done).Round(time.Microsecond)))
+			}
+		}
+		if len(bad) > 0 {
+			t.Errorf("%d messages got AA while every commit would %s; first: %s",
+				len(bad), fault, strings.Join(bad[:min(3, len(bad))], "; "))
+		}
+	}
+
 	aaF, arF, _ := counts()
 	fd.setFault("fail")
 	failOn := time.Now()
-	// Any reply counts here: an AA while commits fail is reported below with
-	// its control ID rather than as a missing AR.
+	// Any reply counts here: an AA while commits fail is reported with its
+	// control ID rather than as a missing AR.
 	waitFor("20 replies while commits fail", func(aa, ar, _ int) bool { return aa+ar >= aaF+arF+20 })
 	failOff := time.Now()
 	fd.setFault("")
+	noAA("fail", failOn, failOff)
 
 	aa1, _, _ := counts()
 	waitFor("40 AAs after the failing commits", func(aa, _, _ int) bool { return aa >= aa1+40 })
 
-	_, _, nr0 := counts()
+	aaS, arS, nr0 := counts()
 	fd.setFault("stall")
-	waitFor("every sender cut off by a stalled commit", func(_, _, nr int) bool { return nr >= nr0+senders })
+	stallOn := time.Now()
+	if !waitUntil(10*time.Second, func() bool { _, _, nr := counts(); return nr >= nr0+senders }) {
+		t.Errorf("not every sender was cut off by the stalled commit within 10s")
+	}
+	stallOff := time.Now()
 	fd.setFault("")
+	noAA("stall", stallOn, stallOff)
+	if aa, ar, _ := counts(); t.Failed() {
+		t.Fatalf("%d AA and %d AR replies during the stall", aa-aaS, ar-arS)
+	}
 
 	aa2, _, _ := counts()
 	waitFor("40 AAs after the stall", func(aa, _, _ int) bool { return aa >= aa2+40 })
@@ -254,10 +282,6 @@ func TestCommitFaultsUnderLoad(t *testing.T) {
 	for _, o := range outcomes {
 		if o.code == "AA" {
 			acked[o.ctrl] = true
-			if o.sent.After(failOn) && o.done.Before(failOff) {
-				t.Errorf("%s got AA while every commit failed (sent %v after the fault, answered %v before it cleared)",
-					o.ctrl, o.sent.Sub(failOn), failOff.Sub(o.done))
-			}
 		}
 	}
 	t.Logf("%d sends: %d AA, %d AR, %d without reply", len(outcomes), aaCount, arCount, noReply)

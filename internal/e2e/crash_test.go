@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,7 +159,8 @@ routes:
 	for _, s := range senders {
 		all = append(all, s.ackedIDs()...)
 	}
-	pollUntil(t, 60*time.Second, "every acknowledged message at the destination", func() bool { return ds.seenAll(all) })
+	// Not fatal: if delivery stalls, the store checks below still say why.
+	delivered := waitUntil(30*time.Second, func() bool { return ds.seenAll(all) })
 	d.stop()
 
 	stored := storedByControlID(t, d.openStore())
@@ -168,17 +170,18 @@ routes:
 		ids := s.ackedIDs()
 		total += len(ids)
 		for _, ctrl := range ids {
-			if recs := stored[ctrl]; len(recs) == 1 {
+			if recs := stored[ctrl]; len(recs) == 1 && ds.seen(ctrl) > 0 {
 				if dl, ok := deliveryTo(recs[0], "epr"); !ok || dl.State != store.StateDelivered {
 					t.Errorf("%s arrived downstream but its delivery record is %+v, want delivered", ctrl, dl)
 				}
 			}
 		}
 		var prev uint64
+		var lost []string
 		for i, ctrl := range ids {
 			recs := stored[ctrl]
 			if len(recs) != 1 {
-				t.Errorf("%s got AA but is stored %d times, want exactly once", ctrl, len(recs))
+				lost = append(lost, fmt.Sprintf("%s (stored %d times)", ctrl, len(recs)))
 				continue
 			}
 			if seq := recs[0].Seq; seq <= prev {
@@ -188,10 +191,23 @@ routes:
 				prev = seq
 			}
 		}
+		if len(lost) > 0 {
+			t.Errorf("sender %d: %d messages got AA but are not stored exactly once; first: %s",
+				s.id, len(lost), strings.Join(lost[:min(5, len(lost))], ", "))
+		}
+	}
+	if !delivered {
+		var missing []string
+		for _, id := range all {
+			if ds.seen(id) == 0 {
+				missing = append(missing, id)
+			}
+		}
+		t.Errorf("%d acknowledged messages never reached the destination within 30s, first: %v",
+			len(missing), missing[:min(10, len(missing))])
 	}
 	ds.mu.Lock()
 	copies := len(ds.received)
 	ds.mu.Unlock()
-	t.Logf("%d messages acknowledged across %d SIGKILLs, all stored and delivered (%d copies downstream: at least once)",
-		total, rounds, copies)
+	t.Logf("%d messages acknowledged across %d SIGKILLs, %d copies downstream (at least once)", total, rounds, copies)
 }

@@ -359,16 +359,25 @@ func storedByControlID(t *testing.T, st *store.Store) map[string][]store.Record 
 	}
 }
 
-// pollUntil polls cond every 10ms until it holds or within passes.
+// pollUntil polls cond every 10ms until it holds, or fails the test when
+// within passes.
 func pollUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	if !waitUntil(within, cond) {
+		t.Fatalf("%s: not within %v", what, within)
+	}
+}
+
+// waitUntil polls cond every 10ms and reports whether it held within d.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
 
 // isClosedWithoutReply reports whether err is the end of a connection (EOF,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,17 +140,22 @@ func checkFirstDeliveryOrder(t *testing.T, ds *downstream, stored map[string][]s
 	t.Helper()
 	var prevSeq uint64
 	prevID := ""
+	var bad []string
 	for _, id := range ds.firstArrivals() {
 		recs := stored[id]
 		if len(recs) != 1 {
-			t.Errorf("%s arrived downstream but is stored %d times", id, len(recs))
+			bad = append(bad, fmt.Sprintf("%s arrived downstream but is stored %d times", id, len(recs)))
 			continue
 		}
 		if seq := recs[0].Seq; seq < prevSeq {
-			t.Errorf("first deliveries out of accept order: %s (seq %d) arrived after %s (seq %d)", id, seq, prevID, prevSeq)
+			bad = append(bad, fmt.Sprintf("%s (seq %d) arrived first after %s (seq %d)", id, seq, prevID, prevSeq))
 		} else {
 			prevSeq, prevID = seq, id
 		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("first deliveries do not follow the accept order (%d violations); first: %s",
+			len(bad), strings.Join(bad[:min(5, len(bad))], "; "))
 	}
 }
 
