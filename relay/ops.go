@@ -30,6 +30,7 @@ type AdminError struct {
 	Msg  string
 }
 
+// Error returns Msg: what was refused and what to do instead.
 func (e *AdminError) Error() string { return e.Msg }
 
 func badRequest(format string, a ...any) error {
