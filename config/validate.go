@@ -501,8 +501,16 @@ func (v *validator) messageTypes(p string, globs []string) {
 			v.add(kp, "%s", msg)
 			continue
 		}
-		if parts := strings.Split(g, "^"); len(parts) > 2 || slices.Contains(parts, "") {
+		parts := strings.Split(g, "^")
+		if len(parts) > 2 || slices.Contains(parts, "") {
 			v.add(kp, "%q: must be TYPE or TYPE^EVENT (e.g. \"ADT^A*\"; MSH-9.3 is not compared)", g)
+			continue
+		}
+		for _, part := range parts { // matched separately, against MSH-9.1 and MSH-9.2
+			if _, err := path.Match(part, ""); err != nil {
+				v.add(kp, "%q: malformed glob in %q (path.Match syntax: * ? [a-z] \\x)", g, part)
+				break
+			}
 		}
 	}
 }
