@@ -353,7 +353,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if d.cancelRun != nil {
 		d.cancelRun()
 	}
-	d.stopWorkers()
+	if err := d.stopWorkers(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	d.bg.Wait()
 	if d.admin != nil {
 		if err := d.admin.shutdown(ctx); err != nil {

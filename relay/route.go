@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -97,7 +98,14 @@ func compileRoutes(cfg *config.Config) (*routeTable, error) {
 		for j, to := range r.To {
 			mp, err := hl7map.Compile(mapRules(to.Map), cfg.Tables)
 			if err != nil {
-				errs = append(errs, config.FieldError{Path: fmt.Sprintf("routes[%d].to[%d].map", i, j), Msg: err.Error()})
+				var rerrs hl7map.Errors
+				if !errors.As(err, &rerrs) {
+					errs = append(errs, config.FieldError{Path: fmt.Sprintf("routes[%d].to[%d].map", i, j), Msg: err.Error()})
+					continue
+				}
+				for _, re := range rerrs {
+					errs = append(errs, config.FieldError{Path: fmt.Sprintf("routes[%d].to[%d].map[%d]", i, j, re.Index), Msg: re.Reason()})
+				}
 				continue
 			}
 			cr.to = append(cr.to, routeTarget{destination: to.Destination, mapping: mp})

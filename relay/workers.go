@@ -161,16 +161,28 @@ func (d *Daemon) startWorkers(cfg *config.Config) {
 	d.workers.Store(&ws)
 }
 
-func (d *Daemon) stopWorkers() {
+// stopWorkers stops every worker at a message boundary. A worker stuck on a
+// stalled disk cannot hold shutdown past ctx: it is reported and left.
+func (d *Daemon) stopWorkers(ctx context.Context) error {
 	ws := d.workers.Swap(&workerSet{})
 	if ws == nil {
-		return
+		return nil
 	}
-	var wg sync.WaitGroup
-	for _, w := range *ws {
-		wg.Go(w.stop)
+	all := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		for _, w := range *ws {
+			wg.Go(w.stop)
+		}
+		wg.Wait()
+		close(all)
+	}()
+	select {
+	case <-all:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("delivery workers still busy at the shutdown deadline: %w", ctx.Err())
 	}
-	wg.Wait()
 }
 
 // reloadWorkers applies a reload to the delivery side: a removed
