@@ -124,7 +124,8 @@ func BenchmarkNewACK(b *testing.B) {
 	}
 }
 
-func BenchmarkNewNAKError(b *testing.B) {
+// BenchmarkNewACKNegative is an AR with MSA-3 and ERR (store failure).
+func BenchmarkNewACKNegative(b *testing.B) {
 	m, err := Parse(benchMessage(b))
 	if err != nil {
 		b.Fatal(err)
@@ -172,6 +173,23 @@ func BenchmarkSplitBatchSingle(b *testing.B) {
 		bt, err := SplitBatch(raw, Options{})
 		if err != nil || len(bt.Messages) != 1 {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNewNAKRaw builds a NAK from bytes that do not parse (bad MSH-2),
+// salvaging the header by position.
+func BenchmarkNewNAKRaw(b *testing.B) {
+	raw := bytes.Replace(benchMessage(b), []byte(`^~\&`), []byte(`^^\&`), 1)
+	if _, err := Parse(raw); err == nil {
+		b.Fatal("bench input parses; want a broken MSH-2")
+	}
+	o := AckOptions{Now: time.Date(2024, 1, 31, 12, 30, 46, 0, time.UTC), ControlID: "ACK000001",
+		Text: "Invalid encoding characters", Error: &AckError{Code: ErrCodeDataType, Location: "MSH^1^2"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(NewNAK(raw, AE, o)) == 0 {
+			b.Fatal("empty NAK")
 		}
 	}
 }
