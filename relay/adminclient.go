@@ -25,8 +25,9 @@ type Client struct {
 	BaseURL string
 	// Token is the bearer token (the contents of admin.token_file).
 	Token string
-	// HTTPClient is used for requests; nil = a new NewHTTPClient() per call
-	// (NewClient sets one, so its connections are reused).
+	// HTTPClient is used for requests; nil = a client like NewHTTPClient's
+	// without keep-alives, so nothing lingers after a call (NewClient sets a
+	// shared one, so its connections are reused).
 	HTTPClient *http.Client
 }
 
@@ -70,7 +71,9 @@ func (c *Client) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return NewHTTPClient()
+	c2 := NewHTTPClient()
+	c2.Transport.(*http.Transport).DisableKeepAlives = true
+	return c2
 }
 
 // Healthy reports whether the daemon's admin API answers /healthz (no

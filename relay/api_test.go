@@ -45,7 +45,9 @@ func apiClient(t *testing.T, td *testDaemon) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewClient(td.AdminAddr().String(), token)
+	c := NewClient(td.AdminAddr().String(), token)
+	t.Cleanup(c.HTTPClient.CloseIdleConnections)
+	return c
 }
 
 // adminCode returns the status of an *AdminError, 0 for nil and -1 for
