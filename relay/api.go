@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,9 +100,9 @@ func registerAdminAPI(mux *http.ServeMux, log *zap.Logger, ops func() *Ops) {
 		case len(req.Seqs) > 0 && (!req.Since.IsZero() || !req.Until.IsZero() || req.Type != ""):
 			err = badRequest("give either seqs or since/until/type, not both")
 		case len(req.Seqs) > 0:
-			res, err = ops().Resend(r.Context(), req.Seqs, req.To)
+			res, err = ops().Resend(changeContext(r), req.Seqs, req.To)
 		default:
-			res, err = ops().ResendRange(r.Context(), req.Since, req.Until, req.Type, req.To)
+			res, err = ops().ResendRange(changeContext(r), req.Since, req.Until, req.Type, req.To)
 		}
 		logResend(log, r, "admin resend", req.To, res, err)
 		writeResult(w, log, res, err)
@@ -157,7 +158,7 @@ func registerAdminAPI(mux *http.ServeMux, log *zap.Logger, ops func() *Ops) {
 		case len(req.IDs) > 0 && req.All:
 			err = badRequest(`give either ids or all, not both`)
 		default:
-			res, err = ops().ResendDeadLetters(r.Context(), dest, req.IDs)
+			res, err = ops().ResendDeadLetters(changeContext(r), dest, req.IDs)
 		}
 		logResend(log, r, "admin dead-letter resend", dest, res, err)
 		writeResult(w, log, res, err)
@@ -169,7 +170,7 @@ func registerAdminAPI(mux *http.ServeMux, log *zap.Logger, ops func() *Ops) {
 			return
 		}
 		dest := r.PathValue("dest") // "" on /dead-letters/purge: every destination
-		res, err := ops().PurgeDeadLetters(r.Context(), dest, req.OlderThan)
+		res, err := ops().PurgeDeadLetters(changeContext(r), dest, req.OlderThan)
 		log.Info("admin purge", zap.String("peer", r.RemoteAddr), zap.String("destination", dest),
 			zap.Time("older_than", req.OlderThan), zap.Int("purged", res.Purged), zap.Error(err))
 		writeResult(w, log, res, err)
@@ -182,13 +183,13 @@ func registerAdminAPI(mux *http.ServeMux, log *zap.Logger, ops func() *Ops) {
 	})
 	mux.HandleFunc("POST /api/v1/destinations/{name}/unblock", func(w http.ResponseWriter, r *http.Request) {
 		dest := r.PathValue("name")
-		res, err := ops().Unblock(r.Context(), dest)
+		res, err := ops().Unblock(changeContext(r), dest)
 		log.Info("admin unblock", zap.String("peer", r.RemoteAddr), zap.String("destination", dest), zap.Error(err))
 		writeResult(w, log, res, err)
 	})
 	mux.HandleFunc("POST /api/v1/destinations/{name}/skip", func(w http.ResponseWriter, r *http.Request) {
 		dest := r.PathValue("name")
-		res, err := ops().Skip(r.Context(), dest)
+		res, err := ops().Skip(changeContext(r), dest)
 		log.Info("admin skip", zap.String("peer", r.RemoteAddr), zap.String("destination", dest),
 			zap.Uint64("seq", res.Skipped.Seq), zap.Uint64("queue_id", res.Skipped.QueueID), zap.Error(err))
 		writeResult(w, log, res, err)
@@ -210,6 +211,14 @@ func registerAdminAPI(mux *http.ServeMux, log *zap.Logger, ops func() *Ops) {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, log, notFound("no admin endpoint %s %s; the API is under /api/v1/", r.Method, r.URL.Path))
 	})
+}
+
+// changeContext is the context of a change: it does not end when the client
+// goes away, so a resend or purge that started runs to the end and its log
+// line says what it did, instead of stopping half way unseen (a retried
+// half-done backfill would send some messages twice).
+func changeContext(r *http.Request) context.Context {
+	return context.WithoutCancel(r.Context())
 }
 
 // logResend records what a resend queued: the destination, how many, and
