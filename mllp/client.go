@@ -96,6 +96,11 @@ func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 	if c.isClosed() {
 		return nil, ErrClientClosed
 	}
+	if c.nc != nil && (c.r.br.Buffered() > 0 || peerHungUp(c.nc)) {
+		// Closed by the peer while idle, or unsolicited bytes that could
+		// be mistaken for this message's reply: start afresh.
+		c.dropConn()
+	}
 	if c.nc == nil {
 		if err := c.dial(ctx); err != nil {
 			return nil, &SendError{Op: "dial", Addr: c.Addr, Err: ctxErr(ctx, err)}

@@ -213,3 +213,80 @@ func TestClientCloseInterruptsSend(t *testing.T) {
 		t.Errorf("Send = %v, want ErrClientClosed", err)
 	}
 }
+
+// TestClientReconnectsAfterPeerIdleClose: a receiver that closes idle
+// connections does not make the next Send fail.
+func TestClientReconnectsAfterPeerIdleClose(t *testing.T) {
+	rec := newRecorder()
+	addr := startServer(t, &Server{Handler: ackHandler, IdleTimeout: 50 * time.Millisecond, OnEvent: rec.record})
+	c := &Client{Addr: addr}
+	t.Cleanup(func() { c.Close() })
+	for i, ctl := range []string{"R1", "R2", "R3"} {
+		if i > 0 {
+			rec.wait(t, ConnClosed, i) // the server closed the idle connection
+		}
+		reply, err := c.Send(context.Background(), msg(ctl))
+		if err != nil {
+			t.Fatalf("Send(%s) after the peer closed the idle connection: %v", ctl, err)
+		}
+		if got := summary(reply); got != "AA:"+ctl {
+			t.Errorf("reply = %s, want AA:%s", got, ctl)
+		}
+	}
+}
+
+// TestClientDropsUnsolicitedBytes: bytes that arrive while no message is in
+// flight are never taken for the next message's reply.
+func TestClientDropsUnsolicitedBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan int, 2)
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() { // a receiver that answers its first message twice
+		defer close(done)
+		for i := 1; ; i++ {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- i
+			r := NewReader(nc, 0)
+			for {
+				p, err := r.ReadFrame()
+				if err != nil {
+					break
+				}
+				ack := ackFor(p, "AA")
+				out := []byte(frame(string(ack)))
+				if i == 1 {
+					out = append(out, out...) // both in one write: deterministic
+				}
+				if _, err := nc.Write(out); err != nil {
+					break
+				}
+			}
+			nc.Close()
+		}
+	}()
+	c := &Client{Addr: ln.Addr().String()}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Send(context.Background(), msg("U1")); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := c.Send(context.Background(), msg("U2"))
+	if err != nil {
+		t.Fatalf("second Send: %v", err)
+	}
+	if got := summary(reply); got != "AA:U2" {
+		t.Errorf("reply = %s, want AA:U2", got)
+	}
+	if len(accepted) != 2 {
+		t.Errorf("connections = %d, want 2 (the one with unsolicited bytes dropped)", len(accepted))
+	}
+}
