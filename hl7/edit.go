@@ -5,8 +5,8 @@ import (
 	"slices"
 )
 
-// Set writes value, plain text, at p: it is escaped with the message's
-// delimiters and encoded in its charset. Missing fields, repetitions,
+// Set writes value, plain text, at p: it is encoded in the message's charset
+// and escaped with its delimiters. Missing fields, repetitions,
 // components and a missing segment (appended at the end of the message) are
 // created; trailing empty delimiters of the edited field and segment are
 // dropped (reference §2.4). A path without a repetition and without a
@@ -16,14 +16,21 @@ import (
 // ErrCannotEscape or ErrUnrepresentable.
 func (m *Message) Set(p Path, value string) error {
 	d := m.delims
-	if d.Escape == 0 && needsEscape(value, d) {
-		return &PathError{Op: "set", Path: p.String(), Err: ErrCannotEscape}
-	}
-	raw, err := encodeCharset(m.charset, Escape(value, d))
+	// Encode first, then escape the bytes: in Shift_JIS, Big5 or GB18030 a
+	// character's second byte can equal a delimiter ('\' is the classic), and
+	// escaping the encoded bytes keeps it from splitting the value. Get
+	// unescapes before decoding, so the round trip holds.
+	enc, err := encodeCharset(m.charset, value)
 	if err != nil {
 		return &PathError{Op: "set", Path: p.String(), Err: err}
 	}
-	return m.set(p, raw, "set")
+	if !needsEscape(string(enc), d) {
+		return m.set(p, enc, "set")
+	}
+	if d.Escape == 0 {
+		return &PathError{Op: "set", Path: p.String(), Err: ErrCannotEscape}
+	}
+	return m.set(p, escapeAppend(make([]byte, 0, len(enc)+8), string(enc), d), "set")
 }
 
 // SetNull writes HL7's null "" at p: the receiver deletes its stored value.

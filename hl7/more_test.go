@@ -137,3 +137,74 @@ func TestIsStandardCharset(t *testing.T) {
 		}
 	}
 }
+
+func TestSmallAPI(t *testing.T) {
+	for _, v := range []string{"2.0", "2.0D", "2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2", "2.9", "2.9.1"} {
+		if !KnownVersion(v) || AckVersion(v, "2.4") != v {
+			t.Errorf("version %s not known", v)
+		}
+	}
+	for _, v := range []string{"2.10", "3.0", "2.5.1 ", "v2.5"} {
+		if KnownVersion(v) {
+			t.Errorf("KnownVersion(%q) = true", v)
+		}
+	}
+	for k, want := range map[BatchKind]string{SingleMessage: "single", Headerless: "headerless", BatchBHS: "bhs", BatchFHS: "fhs", 9: "unknown"} {
+		if k.String() != want {
+			t.Errorf("BatchKind(%d).String() = %q", k, k.String())
+		}
+	}
+	for code, text := range map[ErrorCode]string{0: "Message accepted", 100: "Segment sequence error", 101: "Required field missing",
+		102: "Data type error", 103: "Table value not found", 104: "Value too long", 198: "Non-conformant cardinality",
+		199: "Other HL7 error", 200: "Unsupported message type", 201: "Unsupported event code", 202: "Unsupported processing id",
+		203: "Unsupported version id", 204: "Unknown key identifier", 205: "Duplicate key identifier", 206: "Application record locked",
+		207: "Application internal error", 999: "Error"} {
+		if code.Text() != text {
+			t.Errorf("ErrorCode(%d).Text() = %q, want %q", code, code.Text(), text)
+		}
+	}
+	p := MustParsePath("OBX[3]-5[2].4.1")
+	if p.Segment() != "OBX" || p.Occurrence() != 3 || p.Field() != 5 || p.Repetition() != 2 || p.Component() != 4 || p.Subcomponent() != 1 || p.IsSegment() {
+		t.Errorf("Path accessors wrong for %s", p)
+	}
+	if !MustParsePath("ZPI").IsSegment() {
+		t.Error("ZPI is a segment path")
+	}
+	err := (&PathError{Op: "set", Path: "PID-5", Err: ErrReadOnly}).Error()
+	if err != "hl7: set PID-5: hl7: field cannot be changed" {
+		t.Errorf("PathError text %q", err)
+	}
+	if !AA.Positive() || !CA.Positive() || AE.Positive() || CR.Positive() {
+		t.Error("AckCode.Positive wrong")
+	}
+	if a, err := Parse(NewACK(nil, AE, ackOpts())); err != nil || a.Header().ReceivingApp != "" || a.Header().SendingApp != "MLLPD" {
+		t.Errorf("NewACK(nil): %v", err)
+	}
+}
+
+// TestCharsetRoundTrip: every supported charset decodes what it encodes.
+func TestCharsetRoundTrip(t *testing.T) {
+	for msh18, text := range map[string]string{
+		"8859/1": "Müller", "8859/2": "Łódź", "8859/3": "Ħal", "8859/4": "Ģirts", "8859/5": "Иван", "8859/6": "علي",
+		"8859/7": "Νίκος", "8859/8": "דוד", "8859/9": "Şahin", "8859/15": "€uro", "ISO-8859-10": "Þór", "ISO-8859-13": "Ąž",
+		"ISO-8859-14": "Ŵyn", "ISO-8859-16": "Știr", "WINDOWS-1252": "“quoted”", "ISO IR87": "山田", "ISO IR14": "ﾔﾏﾀﾞソ表", // 0x5C trail bytes
+		"GB 18030-2000": "王", "KS X 1001": "김", "BIG-5": "陳功", // 0x5C trail byte "UNICODE UTF-8": "Zoë 山田",
+	} {
+		raw := []byte("MSH|^~\\&|A|B|||2024||ADT^A01|1|P|2.5.1||||||" + msh18 + "\rPID|1\r")
+		m, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Set(MustParsePath("PID-5.1"), text); err != nil {
+			t.Errorf("%s: Set(%q): %v", msh18, text, err)
+			continue
+		}
+		again, err := Parse(m.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := again.Get(MustParsePath("PID-5.1")); got != text {
+			t.Errorf("%s (%s): Get = %q, want %q", msh18, again.Charset(), got, text)
+		}
+	}
+}
