@@ -264,6 +264,15 @@ func exactArgs(n int, form string) cobra.PositionalArgs {
 	}
 }
 
+// groupRun is the RunE of a command that only groups subcommands: help
+// without arguments, a usage error (exit 2) for an unknown subcommand.
+func groupRun(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr(fmt.Errorf("unknown command %q for %q; run '%s --help' for its subcommands", args[0], c.CommandPath(), c.CommandPath()))
+	}
+	return c.Help()
+}
+
 // noArgs refuses positional arguments with a usage error.
 func noArgs(c *cobra.Command, args []string) error {
 	if len(args) > 0 {

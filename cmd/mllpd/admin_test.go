@@ -393,3 +393,32 @@ func FuzzClean(f *testing.F) {
 		}
 	})
 }
+
+// Usage errors exit 2 before any config is read or store opened.
+func TestAdminUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"messages", "bogus"}, `unknown command "bogus"`},
+		{[]string{"messages", "show"}, "usage: mllpd messages show SEQ"},
+		{[]string{"messages", "show", "0"}, "positive number"},
+		{[]string{"messages", "list", "extra"}, "takes no arguments"},
+		{[]string{"messages", "list", "--limit", "-1"}, "--limit"},
+		{[]string{"messages", "list", "--until", "-2h", "--since", "-1h"}, "must be after"},
+		{[]string{"messages", "resend", "--to", "lab"}, "--since"},
+		{[]string{"messages", "resend", "1", "--to", "lab", "--since", "-1h"}, "not both"},
+		{[]string{"rejected", "show", "x"}, "not a rejected-input id"},
+		{[]string{"dead-letters", "list", "--after", "3"}, "--destination"},
+		{[]string{"dead-letters", "purge", "--older-than", "soon"}, "--older-than"},
+		{[]string{"dead-letters", "resend", "--destination", "lab", "1", "--all"}, "not both"},
+		{[]string{"destinations", "skip"}, "usage: mllpd destinations skip NAME"},
+		{[]string{"backup"}, "usage: mllpd backup FILE"},
+		{[]string{"compact", "now"}, "takes no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			runCLI(t, append(tt.args, "--config", filepath.Join(t.TempDir(), "absent.yaml"))...).expect(t, "usage", 2, nil, []string{tt.want})
+		})
+	}
+}

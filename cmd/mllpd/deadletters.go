@@ -18,7 +18,8 @@ func newDeadLettersCmd() *cobra.Command {
 permanently (or were skipped by an admin, or whose route or destination a
 reload removed). They are kept for storage.dead_letter_retention; an admin can
 resend them (to the tail of the queue) or purge them.`,
-		Args: noArgs,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
 	}
 	configFlag(c, &cfgPath)
 	c.AddCommand(newDeadListCmd(&cfgPath), newDeadShowCmd(&cfgPath), newDeadResendCmd(&cfgPath), newDeadPurgeCmd(&cfgPath))

@@ -22,7 +22,8 @@ wait, how old the oldest is, and whether the queue is blocked (a permanent
 failure with on_permanent_failure: block, or HTTP 401/403). A blocked queue
 stays blocked across restarts until an admin unblocks it (after fixing the
 cause) or skips its head message to the destination's dead letters.`,
-		Args: noArgs,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
 	}
 	configFlag(c, &cfgPath)
 	c.AddCommand(newDestinationsListCmd(&cfgPath), newDestinationsUnblockCmd(&cfgPath), newDestinationsSkipCmd(&cfgPath))

@@ -26,7 +26,8 @@ func newMessagesCmd() *cobra.Command {
 happened to it per destination. While mllpd runs these commands go through its
 admin API (admin.listen, with the token from admin.token_file); while it is
 stopped they open the store under data_dir directly.`,
-		Args: noArgs,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
 	}
 	configFlag(c, &cfgPath)
 	c.AddCommand(newMessagesListCmd(&cfgPath), newMessagesShowCmd(&cfgPath), newMessagesResendCmd(&cfgPath))

@@ -21,7 +21,8 @@ func newRejectedCmd() *cobra.Command {
 frame): the reason, the peer, the size and hash of the whole input, and its
 first 64 KiB. The log is bounded by storage.rejected_retention and
 storage.rejected_max_bytes.`,
-		Args: noArgs,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
 	}
 	configFlag(c, &cfgPath)
 	c.AddCommand(newRejectedListCmd(&cfgPath), newRejectedShowCmd(&cfgPath))
