@@ -126,7 +126,7 @@ func validateMessage(m *Message) error {
 // batch transaction is retried.
 func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 	tx := c.tx
-	mb, cb := tx.Bucket(bMsg), tx.Bucket(bCtrl)
+	mb, cb := tx.Bucket(bMsg), tx.Bucket(bIdx)
 	mb.FillPercent = appendFill
 	// bbolt keeps the key and value slices given to Put until the commit: every
 	// Put below gets its own buffer.
@@ -225,15 +225,7 @@ func (c *txCtx) enqueue(dest, route string, seq uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	id, err := q.NextSequence()
-	if err != nil {
-		return 0, err
-	}
-	if err := q.Put(u64key(id), encodeQueueEntry(seq, c.now, route)); err != nil {
-		return 0, err
-	}
-	c.addPending(dest, 1)
-	return id, nil
+	return q.add(seq, c.now, route)
 }
 
 // indexTime records seq as the first message of its second, once per second.
@@ -255,7 +247,7 @@ func (c *txCtx) indexTime(recv time.Time, seq uint64) error {
 }
 
 // The control-ID index serves both dedupe and queries by control ID. Its key
-// is ctrlPart(control ID) senderPart(app, facility) seq; its value the content
+// is 'c' ctrlPart(control ID) senderPart(app, facility) seq (in the idx bucket); its value the content
 // hash and the dedupe expiry (0: written without a dedupe window). One index
 // entry per message keeps the append's write set small.
 //
@@ -265,6 +257,7 @@ func (c *txCtx) indexTime(recv time.Time, seq uint64) error {
 
 func indexPrefix(m *Message) []byte {
 	k := make([]byte, 0, 2*maxIndexPart+16)
+	k = append(k, tagCtrl)
 	k = ctrlPart(k, m.ControlID)
 	return senderPart(k, m.SendingApp, m.SendingFacility)
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -29,10 +28,9 @@ type op struct {
 type txCtx struct {
 	tx      *bolt.Tx
 	s       *Store
-	now     int64            // unix nanoseconds at the start of the batch
-	deltas  map[string]int64 // pending-count changes per destination, written once at the end
-	lastSec int64            // last second in the time index; -1 = not loaded
-	queues  map[string]*bolt.Bucket
+	now     int64                // unix nanoseconds at the start of the batch
+	lastSec int64                // last second in the time index; -1 = not loaded
+	queues  map[string]*queueRef // queues touched by the batch
 }
 
 // groupCommit is the leader/follower batching of writers. The first caller to
@@ -267,73 +265,17 @@ func safeApply(o *op, c *txCtx) (err error) {
 	return o.apply(c)
 }
 
-// flush writes the per-destination pending counts changed in the batch: once
-// per destination and transaction, not once per message.
+// flush writes the state (count, last ID) of every queue the batch changed:
+// once per queue and transaction, not once per message.
 func (c *txCtx) flush() error {
-	qb := c.tx.Bucket(bQueue)
-	for dest, d := range c.deltas {
-		if d == 0 {
-			continue
-		}
-		n := int64(pendingCount(qb, dest)) + d
-		if n < 0 {
-			n = 0
-		}
-		if err := qb.Put(countKey(dest), u64key(uint64(n))); err != nil {
+	for _, q := range c.queues {
+		if err := q.flush(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// A queue's pending count lives in the parent queue bucket beside the queue's
-// own bucket header, under "\x00"+dest (destination names hold no NUL). That
-// page is rewritten by every commit that touches the queue anyway, so the
-// count costs no page of its own.
-func countKey(dest string) []byte { return append([]byte{0}, dest...) }
-
-func pendingCount(qb *bolt.Bucket, dest string) uint64 {
-	v := qb.Get(countKey(dest))
-	if len(v) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
-}
-
-// queue returns dest's queue bucket, creating it if create is set (nil if it
-// does not exist otherwise). Buckets are cached for the transaction.
-func (c *txCtx) queue(dest string, create bool) (*bolt.Bucket, error) {
-	if q := c.queues[dest]; q != nil {
-		return q, nil
-	}
-	qb := c.tx.Bucket(bQueue)
-	q := qb.Bucket([]byte(dest))
-	if q == nil {
-		if !create {
-			return nil, nil
-		}
-		var err error
-		if q, err = qb.CreateBucket([]byte(dest)); err != nil {
-			return nil, err
-		}
-	}
-	// Entries are appended at the tail and removed at the head: pack pages
-	// full instead of bbolt's default half-full split.
-	q.FillPercent = appendFill
-	if c.queues == nil {
-		c.queues = make(map[string]*bolt.Bucket, 4)
-	}
-	c.queues[dest] = q
-	return q, nil
-}
-
 // appendFill is the FillPercent of buckets written in key order (message log,
 // queues, time index, rejected log, dead letters).
 const appendFill = 0.95
-
-func (c *txCtx) addPending(dest string, d int64) {
-	if c.deltas == nil {
-		c.deltas = make(map[string]int64, 4)
-	}
-	c.deltas[dest] += d
-}

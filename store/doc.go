@@ -33,16 +33,19 @@
 //
 // Buckets: meta (schema version, rejected-log counters); msg (seq -> message:
 // header summary, targets with their queue IDs, raw bytes, in a compact binary
-// encoding); ctrl, the one index serving both dedupe and control-ID queries
-// (control ID, sending app and facility, seq -> content hash, dedupe expiry);
-// time (unix second -> first seq received in it); queue (per destination a
-// nested bucket, queue ID -> seq, route, enqueue time; beside it "\x00"+dest ->
-// pending count); dest (dest -> blocked mark); delivery (seq, dest -> attempts
-// and downstream answers; absent while a message was never tried); dead (per
-// destination a nested bucket of dead letters); rejected (ID -> rejected input).
+// encoding); idx, one B+tree for the control-ID index (which serves both
+// dedupe and queries: control ID, sending app and facility, seq -> content
+// hash, dedupe expiry) and every destination's queue (queue ID -> seq, route,
+// enqueue time; after the tail, the queue's pending count and last ID), keyed
+// as described in queuekeys.go; time (unix second -> first seq received in
+// it); dest (every destination ever queued or blocked -> blocked mark);
+// delivery (seq, dest -> attempts and downstream answers; absent while a
+// message was never tried); dead (per destination a nested bucket of dead
+// letters); rejected (ID -> rejected input).
 //
 // An append writes the message, one index entry, one queue entry per target,
-// each touched queue's count once per batch, and the time index once a second.
+// each touched queue's state once per batch (on the tail's leaf), and the time
+// index once a second: two B+trees besides the small time index.
 // Buckets written in key order are packed full (FillPercent 0.95) rather than
 // split half-full. Dedupe is checked against the newest entry of the same
 // sender and control ID that had a dedupe window (stepping over at most 8

@@ -124,15 +124,15 @@ func (s *Store) Pending(dest string, afterID uint64, limit int) ([]QueueEntry, e
 	limit = pageLimit(limit)
 	var out []QueueEntry
 	err := s.view(func(tx *bolt.Tx) error {
-		q := tx.Bucket(bQueue).Bucket([]byte(dest))
-		if q == nil {
-			return nil
-		}
-		cur := q.Cursor()
-		for k, v := cur.Seek(u64key(afterID + 1)); k != nil && len(out) < limit; k, v = cur.Next() {
-			e, err := decodeQueueEntry(dest, k, v)
+		qc := newQueueCursor(tx.Bucket(bIdx), queuePrefix(dest), afterID+1)
+		for len(out) < limit {
+			id, _, v, ok := qc.next()
+			if !ok {
+				break
+			}
+			e, err := decodeQueueEntry(dest, u64key(id), v)
 			if err != nil {
-				return fmt.Errorf("store: queue %q entry %x: %w", dest, k, err)
+				return fmt.Errorf("store: queue %q entry %d: %w", dest, id, err)
 			}
 			out = append(out, e)
 		}
@@ -145,16 +145,11 @@ func (s *Store) Pending(dest string, afterID uint64, limit int) ([]QueueEntry, e
 // oldest was queued (zero if none). It reads a persisted counter, not the queue.
 func (s *Store) PendingCount(dest string) (n int, oldest time.Time, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		qb := tx.Bucket(bQueue)
-		n = int(pendingCount(qb, dest))
-		if q := qb.Bucket([]byte(dest)); q != nil {
-			if k, v := q.Cursor().Seek(u64key(1)); k != nil {
-				e, err := decodeQueueEntry(dest, k, v)
-				if err != nil {
-					return err
-				}
-				oldest = e.Enqueued
-			}
+		b := tx.Bucket(bIdx)
+		count, _, _ := queueState(b, queuePrefix(dest))
+		n = int(count)
+		if e, ok := headEntry(b, dest); ok {
+			oldest = e.Enqueued
 		}
 		return nil
 	})
@@ -206,7 +201,7 @@ func (s *Store) recordOp(dest string, id uint64, a Attempt) *op {
 		}
 		var v []byte
 		if q != nil {
-			v = q.Get(u64key(id))
+			v = q.get(id)
 		}
 		if v == nil {
 			o.err = fmt.Errorf("store: record %q entry %d: %w", dest, id, ErrNotFound)
@@ -223,7 +218,7 @@ func (s *Store) recordOp(dest string, id uint64, a Attempt) *op {
 }
 
 // record applies a to queue entry e (still in q).
-func (c *txCtx) record(q *bolt.Bucket, e QueueEntry, a *Attempt) error {
+func (c *txCtx) record(q *queueRef, e QueueEntry, a *Attempt) error {
 	db := c.tx.Bucket(bDelivery)
 	dk := deliveryKey(e.Seq, e.Destination)
 	dl := Delivery{Destination: e.Destination, Route: e.Route, State: StatePending, QueueID: e.ID}
@@ -251,10 +246,9 @@ func (c *txCtx) record(q *bolt.Bucket, e QueueEntry, a *Attempt) error {
 	case Delivered:
 		dl.State = StateDelivered
 		dl.DeliveredAt = at
-		if err := q.Delete(u64key(e.ID)); err != nil {
+		if err := q.del(e.ID); err != nil {
 			return err
 		}
-		c.addPending(e.Destination, -1)
 	case DeadLettered:
 		id, err := c.deadLetter(e, at, a.Reason)
 		if err != nil {
@@ -263,10 +257,9 @@ func (c *txCtx) record(q *bolt.Bucket, e QueueEntry, a *Attempt) error {
 		dl.State = StateDead
 		dl.DeadReason = a.Reason
 		dl.DeadLetterID = id
-		if err := q.Delete(u64key(e.ID)); err != nil {
+		if err := q.del(e.ID); err != nil {
 			return err
 		}
-		c.addPending(e.Destination, -1)
 	}
 	return db.Put(dk, encodeDelivery(&dl))
 }
@@ -322,7 +315,7 @@ func (s *Store) Requeue(ctx context.Context, dest string, seq uint64, route stri
 				have = true
 			}
 		}
-		queued := func(id uint64) bool { return q != nil && id != 0 && q.Get(u64key(id)) != nil }
+		queued := func(id uint64) bool { return q != nil && id != 0 && q.get(id) != nil }
 		if have && queued(dl.QueueID) {
 			o.err = fmt.Errorf("store: requeue message %d for %q: %w", seq, dest, ErrAlreadyQueued)
 			return nil
@@ -388,11 +381,15 @@ func (s *Store) DeadLetterQueue(ctx context.Context, dest, reason string) (int, 
 				return err
 			}
 			var entries []QueueEntry
-			cur := q.Cursor()
-			for k, v := cur.Seek(u64key(1)); k != nil && len(entries) < chunkSize; k, v = cur.Next() {
-				e, err := decodeQueueEntry(dest, k, v)
+			qc := newQueueCursor(q.b, q.prefix, 1)
+			for len(entries) < chunkSize {
+				id, _, v, ok := qc.next()
+				if !ok {
+					break
+				}
+				e, err := decodeQueueEntry(dest, u64key(id), v)
 				if err != nil {
-					return fmt.Errorf("queue %q entry %x: %w", dest, k, err)
+					return fmt.Errorf("queue %q entry %d: %w", dest, id, err)
 				}
 				entries = append(entries, e)
 			}
@@ -581,24 +578,16 @@ func (s *Store) Destinations() ([]DestinationState, error) {
 		return d
 	}
 	err := s.view(func(tx *bolt.Tx) error {
-		qb := tx.Bucket(bQueue)
-		if err := qb.ForEachBucket(func(k []byte) error {
-			d := get(k)
-			q := qb.Bucket(k)
-			d.Pending = int(pendingCount(qb, d.Name))
-			if k, v := q.Cursor().Seek(u64key(1)); k != nil {
-				if e, err := decodeQueueEntry(d.Name, k, v); err == nil {
-					d.Oldest = e.Enqueued
-				}
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
+		ib := tx.Bucket(bIdx)
 		if err := tx.Bucket(bDest).ForEach(func(k, v []byte) error {
 			st := decodeDestState(v)
 			d := get(k)
 			d.Blocked, d.BlockedAt, d.Reason = st.blocked, st.blockedAt, st.reason
+			count, _, _ := queueState(ib, queuePrefix(d.Name))
+			d.Pending = int(count)
+			if e, ok := headEntry(ib, d.Name); ok {
+				d.Oldest = e.Enqueued
+			}
 			return nil
 		}); err != nil {
 			return err

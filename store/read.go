@@ -143,9 +143,9 @@ func (s *Store) Search(f Filter) (Page, error) {
 		if f.ControlID != "" {
 			// The index orders by sender, then seq: collect the seqs (few share
 			// a control ID), then read them in seq order.
-			prefix := ctrlPart(nil, f.ControlID)
+			prefix := ctrlPart([]byte{tagCtrl}, f.ControlID)
 			var seqs []uint64
-			cur := tx.Bucket(bCtrl).Cursor()
+			cur := tx.Bucket(bIdx).Cursor()
 			for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(seqs) < MaxScan; k, _ = cur.Next() {
 				if seq := binary.BigEndian.Uint64(k[len(k)-8:]); seq > f.AfterSeq {
 					seqs = append(seqs, seq)

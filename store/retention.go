@@ -192,7 +192,7 @@ func (c *txCtx) deleteMessage(seq uint64, m *msgRecord) error {
 	}
 	if m.ControlID != "" {
 		k := binary.BigEndian.AppendUint64(indexPrefix(&m.Message), seq)
-		if err := c.tx.Bucket(bCtrl).Delete(k); err != nil {
+		if err := c.tx.Bucket(bIdx).Delete(k); err != nil {
 			return err
 		}
 	}

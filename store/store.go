@@ -111,15 +111,14 @@ type Store struct {
 var (
 	bMeta     = []byte("meta")     // schema version, counters
 	bMsg      = []byte("msg")      // seq -> message record
-	bCtrl     = []byte("ctrl")     // control ID, sender, seq -> content hash, dedupe expiry
+	bIdx      = []byte("idx")      // control-ID index and queues (queuekeys.go)
 	bTime     = []byte("time")     // unix second -> first seq received in it
-	bQueue    = []byte("queue")    // dest (nested) : id -> queue entry; id 0 -> pending count
-	bDest     = []byte("dest")     // dest -> blocked state
+	bDest     = []byte("dest")     // every destination ever queued or blocked -> blocked state
 	bDelivery = []byte("delivery") // seq dest -> delivery record (absent = pending, never tried)
 	bDead     = []byte("dead")     // dest (nested) : id -> dead letter
 	bRejected = []byte("rejected") // id -> rejected input
 
-	allBuckets = [][]byte{bMeta, bMsg, bCtrl, bTime, bQueue, bDest, bDelivery, bDead, bRejected}
+	allBuckets = [][]byte{bMeta, bMsg, bIdx, bTime, bDest, bDelivery, bDead, bRejected}
 
 	kSchema          = []byte("schema")
 	kRejectedBytes   = []byte("rejected_bytes")
