@@ -75,7 +75,11 @@ path), 2 unreadable file or wrong usage.`,
 				}
 			}
 			if err != nil {
-				fmt.Fprintf(c.ErrOrStderr(), "%s: invalid\n%v\n", args[0], err)
+				what := "invalid"
+				if exitCode(err) == 2 {
+					what = "cannot be read"
+				}
+				fmt.Fprintf(c.ErrOrStderr(), "%s: %s\n%v\n", args[0], what, err)
 				return &exitError{code: exitCode(err), quiet: true, err: err}
 			}
 			fmt.Fprintf(c.OutOrStdout(), "%s: ok: %s\n", args[0], cfg.Summary())
