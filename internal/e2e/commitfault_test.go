@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,9 @@ type faultDaemon struct {
 	faultFile string
 }
 
-func newFaultDaemon(t *testing.T) *faultDaemon {
+// newFaultDaemon prepares the faultinject daemon; with a downstream, every
+// message is also routed to it (destination "epr").
+func newFaultDaemon(t *testing.T, ds ...*downstream) *faultDaemon {
 	t.Helper()
 	d := newDaemon(t, faultBin, "pas", "enhanced")
 	fd := &faultDaemon{daemon: d, faultFile: filepath.Join(d.dir, "fault")}
@@ -36,7 +39,7 @@ listeners:
     ack_mode: enhanced
     commit_timeout: 500ms
     dedupe_window: 1h
-`, d.addrs["pas"], d.addrs["enhanced"]))
+`, d.addrs["pas"], d.addrs["enhanced"]) + routeAllTo(ds...))
 	return fd
 }
 
@@ -151,7 +154,8 @@ func TestCommitFaults(t *testing.T) {
 // commits fail may get AA; every AA'd message is in the store afterwards,
 // exactly once.
 func TestCommitFaultsUnderLoad(t *testing.T) {
-	fd := newFaultDaemon(t)
+	ds := newDownstream(t, nil)
+	fd := newFaultDaemon(t, ds)
 	fd.start()
 	addr := fd.addrs["pas"]
 
@@ -286,13 +290,36 @@ func TestCommitFaultsUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d sends: %d AA, %d AR, %d without reply", len(outcomes), aaCount, arCount, noReply)
 
+	// The delivery worker's own commits (attempt records) failed and stalled
+	// too; it must still deliver everything, in order.
+	ackedIDs := make([]string, 0, len(acked))
+	for ctrl := range acked {
+		ackedIDs = append(ackedIDs, ctrl)
+	}
+	delivered := waitUntil(30*time.Second, func() bool { return ds.seenAll(ackedIDs) })
 	fd.stop()
 	stored := storedByControlID(t, fd.openStore())
 	for ctrl := range acked {
 		if n := len(stored[ctrl]); n != 1 {
 			t.Errorf("%s got AA but is stored %d times, want exactly once", ctrl, n)
 		}
+		// Not asserted yet: the delivery state of messages the destination
+		// accepted while commits failed. The worker drops a "delivered" record
+		// whose commit failed, so such messages stay "pending" until the next
+		// start sends them again (testdata/gaps/delivered_mark_test.go.txt).
 	}
+	if !delivered {
+		var missing []string
+		for _, id := range ackedIDs {
+			if ds.seen(id) == 0 {
+				missing = append(missing, id)
+			}
+		}
+		sort.Strings(missing)
+		t.Errorf("%d acknowledged messages never reached the destination within 30s of the faults clearing, e.g. %v",
+			len(missing), missing[:min(10, len(missing))])
+	}
+	checkFirstDeliveryOrder(t, ds, stored)
 }
 
 // TestStalledCommitThenCrash: a commit stalls, the sender's connection is

@@ -159,6 +159,24 @@ func checkFirstDeliveryOrder(t *testing.T, ds *downstream, stored map[string][]s
 	}
 }
 
+// routeAllTo is the config section that sends every message to ds as
+// destination "epr" (nothing without ds).
+func routeAllTo(ds ...*downstream) string {
+	if len(ds) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(`destinations:
+  - name: epr
+    type: mllp
+    address: %q
+    ack_timeout: 5s
+    retry: {initial: 20ms, max: 200ms}
+routes:
+  - name: all
+    to: [{destination: epr}]
+`, ds[0].addr)
+}
+
 // deliveryTo returns rec's delivery record for dest.
 func deliveryTo(rec store.Record, dest string) (store.Delivery, bool) {
 	for _, dl := range rec.Deliveries {
