@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -56,11 +57,12 @@ func benchMLLP(b *testing.B, conns int) {
 	b.SetBytes(int64(len(benchMessage)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	runConns(b, conns, func(i int) error {
 		_, err := clients[i].Send(context.Background(), benchMessage)
 		return err
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	reportRate(b, cpu)
 }
 
 // benchEcho is the baseline: the same request and reply sizes over bare TCP,
@@ -111,6 +113,7 @@ func benchEcho(b *testing.B, conns int) {
 	b.SetBytes(int64(len(benchMessage)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	runConns(b, conns, func(i int) error {
 		if _, err := cs[i].Write(req); err != nil {
 			return err
@@ -123,7 +126,16 @@ func benchEcho(b *testing.B, conns int) {
 		}
 		return nil
 	})
+	reportRate(b, cpu)
+}
+
+// reportRate reports messages per second and CPU microseconds per message
+// (client and server together, measured from cpuStart).
+func reportRate(b *testing.B, cpuStart time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	if cpu := processCPU() - cpuStart; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
+	}
 }
 
 // runConns runs b.N round trips spread over conns goroutines, one per

@@ -77,10 +77,11 @@ type Client struct {
 	// connection and is returned, wrapped in a *SendError.
 	Check func(sent, reply []byte) error
 
-	mu sync.Mutex // held for a whole Send: one message in flight
-	nc net.Conn   // guarded by mu, and by connMu for writes
-	r  *Reader
-	w  *Writer
+	mu    sync.Mutex // held for a whole Send: one message in flight
+	nc    net.Conn   // guarded by mu, and by connMu for writes
+	r     *Reader
+	w     *Writer
+	probe *idleProbe
 
 	connMu sync.Mutex // lets Close interrupt a Send in progress
 	closed bool       // guarded by connMu
@@ -96,7 +97,7 @@ func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 	if c.isClosed() {
 		return nil, ErrClientClosed
 	}
-	if c.nc != nil && (c.r.br.Buffered() > 0 || peerHungUp(c.nc)) {
+	if c.nc != nil && (c.r.br.Buffered() > 0 || c.probe.hungUp()) {
 		// Closed by the peer while idle, or unsolicited bytes that could
 		// be mistaken for this message's reply: start afresh.
 		c.dropConn()
@@ -147,6 +148,7 @@ func (c *Client) dial(ctx context.Context) error {
 	c.nc = nc
 	c.r = NewReader(nc, c.MaxFrameBytes)
 	c.w = NewWriter(nc)
+	c.probe = newIdleProbe(nc)
 	return nil
 }
 
@@ -221,7 +223,7 @@ func (c *Client) dropConn() {
 	defer c.connMu.Unlock()
 	if c.nc != nil {
 		_ = c.nc.Close()
-		c.nc, c.r, c.w = nil, nil, nil
+		c.nc, c.r, c.w, c.probe = nil, nil, nil, nil
 	}
 }
 

@@ -4,6 +4,10 @@ package mllp
 
 import "net"
 
-// peerHungUp cannot look at the socket without blocking on this platform; a
+// idleProbe cannot look at the socket without blocking on this platform; a
 // connection the peer closed is found by the Send that uses it.
-func peerHungUp(net.Conn) bool { return false }
+type idleProbe struct{}
+
+func newIdleProbe(net.Conn) *idleProbe { return nil }
+
+func (*idleProbe) hungUp() bool { return false }
