@@ -279,7 +279,8 @@ func splitEnvelope(env *Message, o Options, b *Batch) (*Batch, error) {
 // message (reference §7): BHS, the ACKs, BTS with their count; for an FHS
 // input FHS and FTS around it. The envelope uses the inbound delimiters;
 // BHS-3/4 and FHS-3/4 are the inbound -5/6 (or o.App/o.Facility), -5/6 the
-// inbound -3/4; BHS-7 = o.Now; BHS-11 = FHS-11 = o.ControlID; BHS-12 = the
+// inbound -3/4; BHS-7 = o.Now; BHS-11 = o.ControlID (with FHS input FHS-11 = o.ControlID
+// and BHS-11 = o.ControlID+"-B", so the two envelopes are told apart); BHS-12 = the
 // inbound BHS-11, FHS-12 = the inbound FHS-11. For SingleMessage and
 // Headerless frames the reply is one ACK: acks[0] is returned as is.
 func NewBatchACK(b *Batch, acks [][]byte, o AckOptions) []byte {
@@ -308,6 +309,10 @@ func NewBatchACK(b *Batch, acks [][]byte, o AckOptions) []byte {
 	}
 	if b.Kind == BatchFHS {
 		out = appendEnvelopeHeader(out, "FHS", b.File, d, now, o)
+		// The batch inside the file needs its own control ID.
+		if o.ControlID != "" {
+			o.ControlID += "-B"
+		}
 	}
 	out = appendEnvelopeHeader(out, "BHS", bh, d, now, o)
 	for _, a := range acks {

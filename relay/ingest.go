@@ -192,6 +192,9 @@ func (in *ingest) check(lc *config.Listener, msg *hl7.Message, h *hl7.Header) fa
 	if err := msg.ValidateHeader(); err != nil {
 		var he *hl7.HeaderError
 		if errors.As(err, &he) && he.Field == 10 {
+			if errors.Is(err, hl7.ErrMalformedField) {
+				return failBadControlID
+			}
 			return failMissingControlID
 		}
 		return failMissingType
@@ -419,10 +422,8 @@ func (in *ingest) rejectOversize(ctx context.Context, lc *config.Listener, req *
 		zap.Int64("bytes", req.Oversize), zap.Int("max_message_bytes", lc.MaxMessageBytes))
 	in.keepRejected(ctx, req, p.reason, req.Frame, req.Oversize)
 	version := lc.DefaultVersion
-	if m, err := hl7.Parse(req.Frame); err == nil {
-		if v := m.Header().Version; v != "" {
-			version = v
-		}
+	if h, ok := hl7.SalvageHeader(req.Frame); ok && h.Version != "" {
+		version = h.Version
 	}
 	o := in.ackOptions(lc)
 	o.Text = p.text

@@ -13,6 +13,7 @@ const (
 	failBrokenBatch                         // FHS/BHS envelope broken
 	failMissingType                         // MSH-9 missing or without trigger
 	failMissingControlID                    // MSH-10 missing
+	failBadControlID                        // MSH-10 too long or with control characters
 	failTypeNotAccepted                     // MSH-9.1 not in accept.message_types
 	failEventNotAccepted                    // MSH-9.2 not accepted for a known type
 	failProcessingID                        // MSH-11 not in accept.processing_ids
@@ -41,6 +42,7 @@ var nakPolicies = map[failure]nakPolicy{
 	failBrokenBatch:      {hl7.AE, hl7.CE, hl7.ErrCodeSegmentSequence, "", "Broken batch envelope", "broken_batch", true},
 	failMissingType:      {hl7.AE, hl7.CE, hl7.ErrCodeRequiredFieldMissing, "MSH^1^9", "Missing MSH-9", "missing_msh9", true},
 	failMissingControlID: {hl7.AE, hl7.CE, hl7.ErrCodeRequiredFieldMissing, "MSH^1^10", "Missing MSH-10", "missing_msh10", true},
+	failBadControlID:     {hl7.AE, hl7.CE, hl7.ErrCodeDataType, "MSH^1^10", "Malformed MSH-10", "bad_msh10", true},
 	failTypeNotAccepted:  {hl7.AR, hl7.CR, hl7.ErrCodeUnsupportedMessageType, "MSH^1^9^1^1", "Unsupported message type", "type_not_accepted", true},
 	failEventNotAccepted: {hl7.AR, hl7.CR, hl7.ErrCodeUnsupportedEvent, "MSH^1^9^1^2", "Unsupported event code", "event_not_accepted", true},
 	failProcessingID:     {hl7.AR, hl7.CR, hl7.ErrCodeUnsupportedProcessingID, "MSH^1^11", "Unsupported processing ID", "processing_id_not_accepted", true},
