@@ -235,6 +235,7 @@ routes:
 		{"duplicate delimiters v2.4", "MSH|^^\\&|LAB|RXH|||20240131||ADT^A01|C4|P|2.4\r", "AE", "C4", "102", "2.4", "bad_delimiters"},
 		{"missing MSH-10", hdr("ADT^A01", "", "P", "2.5.1"), "AE", "", "101", "2.5.1", "missing_msh10"},
 		{"missing MSH-9", hdr("", "N9", "P", "2.5.1"), "AE", "N9", "101", "2.5.1", "missing_msh9"},
+		{"malformed MSH-10", hdr("ADT^A01", strings.Repeat("9", 200), "P", "2.5.1"), "AE", strings.Repeat("9", 200), "102", "2.5.1", "bad_msh10"},
 		{"version not accepted", hdr("ADT^A01", "V3", "P", "3.0"), "AR", "V3", "203", "2.5.1", "version_not_accepted"},
 		{"processing ID not accepted", hdr("ADT^A01", "PT", "T", "2.5.1"), "AR", "PT", "202", "2.5.1", "processing_id_not_accepted"},
 		{"type not accepted", hdr("ZZZ^Z01", "TZ", "P", "2.5.1"), "AR", "TZ", "200", "2.5.1", "type_not_accepted"},
