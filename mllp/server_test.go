@@ -6,7 +6,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -401,5 +405,59 @@ func TestServerShutdownMidFrame(t *testing.T) {
 	}
 	if err := <-shutdownDone; err != nil {
 		t.Errorf("Shutdown = %v", err)
+	}
+}
+
+// TestServerFixturesByteExact sends every fixture message (../fixtures,
+// read as files: mllp imports nothing of this module) back to back on one
+// connection, in writes cut at odd sizes, and checks that the Handler sees
+// each payload byte for byte, in order.
+func TestServerFixturesByteExact(t *testing.T) {
+	files, err := filepath.Glob("../fixtures/*/*.hl7")
+	if err != nil || len(files) == 0 {
+		t.Skipf("no fixtures found (%v)", err)
+	}
+	var want [][]byte
+	var stream []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.ContainsAny(b, "\x0b\x1c") {
+			t.Fatalf("%s holds a framing byte", f)
+		}
+		want = append(want, b)
+		stream = append(stream, frame(string(b))...)
+	}
+	var mu sync.Mutex
+	var got [][]byte
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, bytes.Clone(req.Frame))
+		return []byte("MSA|AA|" + strconv.Itoa(len(got)) + "\r"), nil
+	})}
+	addr := startServer(t, srv)
+	c := dial(t, addr, "")
+	go func() {
+		for rest, n := stream, 1; len(rest) > 0; n = n*7%1499 + 1 {
+			k := min(n, len(rest))
+			if _, err := c.Write(rest[:k]); err != nil {
+				return
+			}
+			rest = rest[k:]
+		}
+		c.CloseWrite()
+	}()
+	if n := len(replies(t, c)); n != len(want) {
+		t.Fatalf("%d replies, want %d", n, len(want))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("%s: payload differs (got %d bytes, want %d)", files[i], len(got[i]), len(want[i]))
+		}
 	}
 }
