@@ -253,6 +253,12 @@ func (c *Client) Skip(ctx context.Context, dest string) (SkipResult, error) {
 	return out, c.do(ctx, http.MethodPost, "/api/v1/destinations/"+url.PathEscape(dest)+"/skip", nil, nil, &out)
 }
 
+// Info is Ops.Info over the API.
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	var out Info
+	return out, c.do(ctx, http.MethodGet, "/api/v1/info", nil, nil, &out)
+}
+
 // ErrBackupTruncated means the backup stream ended early or its length did
 // not match what the daemon reported: the copy must not be used.
 var ErrBackupTruncated = errors.New("admin: backup stream incomplete")

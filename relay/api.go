@@ -32,6 +32,7 @@ import (
 //	GET  /api/v1/destinations                 []DestinationStatus
 //	POST /api/v1/destinations/{name}/unblock  DestinationStatus
 //	POST /api/v1/destinations/{name}/skip     SkipResult
+//	GET  /api/v1/info                         Info
 //	GET  /api/v1/backup                       the store file (application/octet-stream)
 //
 // The mux is behind the bearer-token check and the access log (admin.go);
@@ -192,6 +193,10 @@ func registerAdminAPI(mux *http.ServeMux, log *zap.Logger, ops func() *Ops) {
 		res, err := ops().Skip(changeContext(r), dest)
 		log.Info("admin skip", zap.String("peer", r.RemoteAddr), zap.String("destination", dest),
 			zap.Uint64("seq", res.Skipped.Seq), zap.Uint64("queue_id", res.Skipped.QueueID), zap.Error(err))
+		writeResult(w, log, res, err)
+	})
+	mux.HandleFunc("GET /api/v1/info", func(w http.ResponseWriter, r *http.Request) {
+		res, err := ops().Info(r.Context())
 		writeResult(w, log, res, err)
 	})
 	mux.HandleFunc("GET /api/v1/backup", func(w http.ResponseWriter, r *http.Request) {

@@ -718,6 +718,18 @@ func TestAPIDeadLettersOfRemovedDestination(t *testing.T) {
 	}
 }
 
+func TestAPIInfo(t *testing.T) {
+	q := startQuietAPI(t, quietConfig)
+	info, err := q.c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.Abs(q.st.Path())
+	if info.Store != want || info.Destinations != 2 {
+		t.Errorf("info = %+v, want store %s and 2 destinations", info, want)
+	}
+}
+
 func TestAPIUnauthorizedClient(t *testing.T) {
 	q := startQuietAPI(t, quietConfig)
 	c := *q.c

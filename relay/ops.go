@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -889,6 +890,25 @@ func (o *Ops) Skip(ctx context.Context, dest string) (SkipResult, error) {
 	}
 	res.Destination, err = o.destinationStatus(dc, ss, true)
 	return res, err
+}
+
+// ---------------------------------------------------------------------------
+// Info
+
+// Info is GET /api/v1/info: which store the daemon serves, so that a CLI
+// given another config can tell it is talking to another mllpd.
+type Info struct {
+	Store        string `json:"store"` // the store file's absolute path
+	Destinations int    `json:"destinations"`
+}
+
+// Info describes the store and config these Ops work on.
+func (o *Ops) Info(ctx context.Context) (Info, error) {
+	p, err := filepath.Abs(o.Store.Path())
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{Store: p, Destinations: len(o.Config.Destinations)}, nil
 }
 
 // ---------------------------------------------------------------------------

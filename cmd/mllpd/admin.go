@@ -80,7 +80,7 @@ func daemonRunning(ctx context.Context, cfg *config.Config) bool {
 // openSession loads the config at path and connects: through the admin API
 // when the daemon answers there, else to the store file (read-only unless
 // write). The caller closes the session.
-func openSession(ctx context.Context, path string, write bool) (*session, error) {
+func openSession(ctx context.Context, path string, write bool, stderr io.Writer) (*session, error) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, err
@@ -91,13 +91,29 @@ func openSession(ctx context.Context, path string, write bool) (*session, error)
 		if err != nil {
 			return nil, fmt.Errorf("mllpd is running (admin API at %s) but its token cannot be read: %w; run this as the user that runs mllpd, or check admin.token_file", addr, err)
 		}
-		return &session{ops: relay.NewClient(cfg.Admin.Listen, token), cfg: cfg, online: true, apiAddr: addr, close: func() error { return nil }}, nil
+		c := relay.NewClient(cfg.Admin.Listen, token)
+		checkSameStore(ctx, c, cfg, addr, stderr)
+		return &session{ops: c, cfg: cfg, online: true, apiAddr: addr, close: func() error { return nil }}, nil
 	}
 	st, err := openStoreOffline(cfg, !write)
 	if err != nil {
 		return nil, err
 	}
 	return &session{ops: &relay.Ops{Store: st, Config: cfg}, cfg: cfg, apiAddr: addr, close: st.Close}, nil
+}
+
+// checkSameStore warns when the daemon answering at addr serves another
+// store than cfg's data_dir names (another mllpd on the host, or a relative
+// data_dir read from another working directory).
+func checkSameStore(ctx context.Context, c *relay.Client, cfg *config.Config, addr string, stderr io.Writer) {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return // an older daemon, or a refusal the command itself reports
+	}
+	want, err := filepath.Abs(dbPath(cfg))
+	if err == nil && info.Store != want {
+		fmt.Fprintf(stderr, "mllpd: note: the mllpd at %s serves %s, but this config's data_dir names %s\n", addr, info.Store, want)
+	}
 }
 
 // openStoreOffline opens the store file of a stopped daemon, with errors that
@@ -136,7 +152,7 @@ func configFlag(c *cobra.Command, path *string) {
 // withSession runs fn with a session for the config at *path and closes it.
 func withSession(c *cobra.Command, path *string, write bool, fn func(ctx context.Context, s *session) error) error {
 	ctx := c.Context()
-	s, err := openSession(ctx, *path, write)
+	s, err := openSession(ctx, *path, write, c.ErrOrStderr())
 	if err != nil {
 		return err
 	}

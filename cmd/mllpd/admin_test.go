@@ -177,6 +177,18 @@ func TestAdminCLI(t *testing.T) {
 	assertStoreHas(t, filepath.Join(dir, "piped.db"), []string{"C1", "C2"})
 	c("compact").expect(t, "compact online", 1, nil, []string{"mllpd is running", "stop it first"})
 
+	// The daemon's admin.listen and token, another data_dir: a note says so.
+	mis := filepath.Join(dir, "mismatch.yaml")
+	body := adminConfig(filepath.Join(dir, "elsewhere"), admin, freePort(t), filepath.Join(dir, "lab"), epic)
+	body = strings.Replace(body, fmt.Sprintf("admin: {listen: %q}", admin),
+		fmt.Sprintf("admin: {listen: %q, token_file: %q}", admin, filepath.Join(dataDir, "admin.token")), 1)
+	writeConfig(t, mis, body)
+	runCLI(t, "messages", "list", "--config", mis).expect(t, "other data_dir", 0, []string{"C1"},
+		[]string{"note: the mllpd at " + admin + " serves " + filepath.Join(dataDir, "mllpd.db")})
+	if r := c("messages", "list"); strings.Contains(r.stderr, "note:") {
+		t.Errorf("a note for the daemon's own config: %s", r.stderr)
+	}
+
 	// Same data_dir, an admin.listen where nothing answers: the lock is named.
 	other := filepath.Join(dir, "other.yaml")
 	otherAdmin := freePort(t)
