@@ -2,15 +2,9 @@ package transport
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +15,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/mllpd/mllpd/internal/testpki"
 	"github.com/mllpd/mllpd/mllp"
 )
 
@@ -35,83 +30,18 @@ type testPKI struct {
 
 func newPKI(t *testing.T) *testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	p := &testPKI{pool: x509.NewCertPool(), dirPath: dir}
-	caKey, caCert, caDER := makeCA(t, "test CA")
-	p.pool.AddCert(caCert)
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-
-	srvKey, srvDER := makeLeaf(t, caCert, caKey, "server", x509.ExtKeyUsageServerAuth)
-	p.server = tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
-
-	cliKey, cliDER := makeLeaf(t, caCert, caKey, "client", x509.ExtKeyUsageClientAuth)
-	p.certFile = writePEM(t, dir, "client.pem", "CERTIFICATE", cliDER)
-	p.keyFile = writePEM(t, dir, "client-key.pem", "PRIVATE KEY", mustPKCS8(t, cliKey))
-
-	otherCAKey, otherCA, _ := makeCA(t, "other CA")
-	oKey, oDER := makeLeaf(t, otherCA, otherCAKey, "intruder", x509.ExtKeyUsageClientAuth)
-	p.otherCert = writePEM(t, dir, "other.pem", "CERTIFICATE", oDER)
-	p.otherKey = writePEM(t, dir, "other-key.pem", "PRIVATE KEY", mustPKCS8(t, oKey))
+	ca := testpki.New(t, "test-ca")
+	p := &testPKI{pool: ca.Pool(), caFile: ca.CertFile}
+	srvCert, srvKey := ca.Issue("server")
+	server, err := tls.LoadX509KeyPair(srvCert, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.server = server
+	p.certFile, p.keyFile = ca.Issue("client")
+	p.dirPath = filepath.Dir(p.certFile)
+	p.otherCert, p.otherKey = testpki.New(t, "other-ca").Issue("intruder")
 	return p
-}
-
-func makeCA(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
-}
-
-func makeLeaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, cn string, usage x509.ExtKeyUsage) (*ecdsa.PrivateKey, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, der
-}
-
-func mustPKCS8(t *testing.T, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	b, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 const testMsg = "MSH|^~\\&|LAB|RXH|EPR|CITY|20240131||ADT^A01^ADT_A01|C1|P|2.5.1\rPID|1||7\r"
@@ -204,7 +134,10 @@ func TestHTTPSWithCA(t *testing.T) {
 
 func TestClientTLSConfigErrors(t *testing.T) {
 	pki := newPKI(t)
-	bad := writePEM(t, pki.dirPath, "empty.pem", "NOTHING", nil)
+	bad := filepath.Join(pki.dirPath, "empty.pem") // a PEM block that is no certificate
+	if err := os.WriteFile(bad, []byte("-----BEGIN NOTHING-----\n-----END NOTHING-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range [][3]string{
 		{filepath.Join(pki.dirPath, "missing.pem"), "", ""},
 		{bad, "", ""},
