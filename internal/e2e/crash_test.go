@@ -23,7 +23,14 @@ type loadSender struct {
 	addr  string
 	mu    sync.Mutex
 	acked []string
-	other int // replies other than AA
+	other int   // replies other than AA
+	errs  []error // sends without a reply (refused, reset, timeout)
+}
+
+func (s *loadSender) failures() (other int, errs []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.other, append([]error(nil), s.errs...)
 }
 
 func (s *loadSender) ctrl(n int) string { return fmt.Sprintf("C%d-%d", s.id, n) }
@@ -58,6 +65,9 @@ func (s *loadSender) run(stop <-chan struct{}, deadline time.Time) {
 		reply, err := c.Send(ctx, adt(s.app, ctrl))
 		cancel()
 		if err != nil {
+			s.mu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", ctrl, err))
+			s.mu.Unlock()
 			c.Close()
 			c = &mllp.Client{Addr: s.addr, AckTimeout: 5 * time.Second, DialTimeout: time.Second}
 			select { // the daemon is down: do not spin on refused dials
