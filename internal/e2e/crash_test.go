@@ -23,7 +23,7 @@ type loadSender struct {
 	addr  string
 	mu    sync.Mutex
 	acked []string
-	other int   // replies other than AA
+	other int     // replies other than AA
 	errs  []error // sends without a reply (refused, reset, timeout)
 }
 
