@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // sendOne sends one frame on a fresh connection from local and returns the
@@ -233,5 +235,46 @@ func TestServerRestartsDoNotExtendReadTimeout(t *testing.T) {
 	}
 	if rec.count(FrameRestarted) == 0 {
 		t.Error("no FrameRestarted events")
+	}
+}
+
+// TestServerRefusalLogsAreLimited: a connection flood is counted in full
+// (Events) but logged at a bounded rate.
+func TestServerRefusalLogsAreLimited(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	rec := newRecorder()
+	addr := startServer(t, &Server{Handler: ackHandler, MaxConns: 1, OnEvent: rec.record, Logger: zap.New(core)})
+	dial(t, addr, "")
+	rec.wait(t, ConnOpened, 1)
+	const flood = 50
+	for range flood {
+		c := dial(t, addr, "")
+		io.ReadAll(c) // refused: closed by the server
+		c.Close()
+	}
+	rec.wait(t, ConnLimit, flood)
+	n := logs.FilterMessage("connection refused: max_connections reached").Len()
+	// 10 a second; the flood may straddle a few second boundaries.
+	if n == 0 || n > 4*refusalLogsPerSecond {
+		t.Errorf("%d log lines for %d refusals, want 1..%d", n, flood, 4*refusalLogsPerSecond)
+	}
+}
+
+func TestLogLimiter(t *testing.T) {
+	var l logLimiter
+	t0 := time.Unix(1000, 0)
+	for i := range refusalLogsPerSecond {
+		if ok, _ := l.allow(t0.Add(time.Duration(i) * time.Millisecond)); !ok {
+			t.Fatalf("line %d refused within the budget", i)
+		}
+	}
+	for i := range 5 {
+		if ok, _ := l.allow(t0.Add(500 * time.Millisecond)); ok {
+			t.Fatalf("line %d over the budget allowed", refusalLogsPerSecond+i)
+		}
+	}
+	ok, suppressed := l.allow(t0.Add(time.Second))
+	if !ok || suppressed != 5 {
+		t.Errorf("next window: allow = %v, suppressed = %d; want true, 5", ok, suppressed)
 	}
 }

@@ -86,7 +86,9 @@ func (f HandlerFunc) ServeMLLP(ctx context.Context, req *Request) ([]byte, error
 // Accepted TCP connections keep the listener's TCP keep-alive settings (on by
 // default in Go), so half-open connections of vanished peers are found.
 // Each refusal or fault is reported to OnEvent and logged once with the peer
-// address, never with message content.
+// address, never with message content. Log lines for refused connections and
+// failed TLS handshakes are limited to 10 a second (the count held back is
+// logged with the next one); their Events are not limited.
 //
 // The fields must not be changed after Serve is first called. A Server must
 // not be copied after first use.
@@ -116,6 +118,8 @@ type Server struct {
 	slots      int                // admitted connections not yet released (MaxConns)
 	perIP      map[netip.Addr]int // the same per peer address (MaxConnsPerIP)
 	connsGone  chan struct{}      // closed when conns empties during shutdown
+
+	refusals logLimiter // log lines for refused connections and failed handshakes
 }
 
 func (s *Server) initLocked() {
@@ -237,7 +241,7 @@ func (s *Server) admit(nc net.Conn, log *zap.Logger) *conn {
 	refuse := func(kind EventKind, msg string) *conn {
 		_ = nc.Close()
 		s.emit(Event{Kind: kind, RemoteAddr: nc.RemoteAddr()})
-		log.Warn(msg, zap.Stringer("peer", nc.RemoteAddr()))
+		s.refusals.warn(log, msg, zap.Stringer("peer", nc.RemoteAddr()))
 		return nil
 	}
 	if len(s.Allow) > 0 && !allowed(s.Allow, ip) {
@@ -459,7 +463,7 @@ func (c *conn) serve() {
 				return
 			}
 			c.event(TLSHandshakeFailed, 0, err)
-			c.log.Warn("TLS handshake failed", zap.Error(err))
+			s.refusals.warn(c.log, "TLS handshake failed", zap.Error(err))
 			return
 		}
 		st := tc.ConnectionState()
