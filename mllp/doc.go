@@ -19,7 +19,10 @@
 //   - A Server calls its Handler serially per connection and writes replies
 //     in frame order; one connection never blocks another.
 //   - Every Server read and write has a deadline; every refusal or fault is
-//     one Event and one log line naming the peer, never message content.
+//     one Event and one log line naming the peer, never message content
+//     (lines for refused connections are limited to 10 a second).
+//   - A Client reuses a kept-alive connection only if the peer has neither
+//     closed it nor sent anything while it was idle.
 //   - A Client never reuses a connection that has a reply outstanding: after
 //     any error the connection is closed, so a late ACK cannot be taken for
 //     the next message's.
