@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -492,6 +493,23 @@ listeners:
 	good.finish(t)
 	good = nil
 
+	// Promise 6: each attack leaves a clear log line (warn or error) naming
+	// its peer. Wording is the daemon's; the peer is what an admin greps.
+	logText := d.logText()
+	for src, attack := range map[string]string{
+		"127.0.0.2":  "garbage",
+		"127.0.0.3":  "oversized frames",
+		"127.0.0.4":  "unfinished frame",
+		"127.0.0.5":  "slowloris",
+		"127.0.0.6":  "plain bytes to TLS",
+		"127.0.0.7":  "TLS ClientHello to plain",
+		"127.0.0.10": "per-IP limit",
+	} {
+		if !hasWarnForPeer(logText, src) {
+			t.Errorf("no warn/error log line names peer %s (%s)", src, attack)
+		}
+	}
+
 	// Promise 2: what was refused is in the rejected log, bounded to 64 KiB
 	// each, with its real size.
 	d.stop()
@@ -513,4 +531,22 @@ listeners:
 	if reasons["frame_too_large"] != 50 || reasons["no_msh"] < 2 {
 		t.Errorf("rejected log reasons %v, want 50 frame_too_large and >= 2 no_msh", reasons)
 	}
+}
+
+// hasWarnForPeer reports whether a JSON log line at warn level or above names
+// a peer at address ip.
+func hasWarnForPeer(log, ip string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		var e struct {
+			Level string `json:"level"`
+			Peer  string `json:"peer"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		if (e.Level == "warn" || e.Level == "error") && strings.HasPrefix(e.Peer, ip+":") {
+			return true
+		}
+	}
+	return false
 }

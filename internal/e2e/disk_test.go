@@ -87,6 +87,15 @@ listeners:
 	}
 	// The refusals must come from the write limit (EFBIG), not from elsewhere.
 	d.waitLog("file too large", 5*time.Second)
+	// Input refused for its content still gets its NAK when the rejected log
+	// cannot be written; the lost rejected entry is counted.
+	drops0, _ := d.metric("mllpd_store_rejected_log_failures_total")
+	if a, err := sendOnce(addr, []byte("PID|1||NOMSH^^^E2E^MR\r"), 10*time.Second); err != nil || a.Code != "AE" || a.ErrCode != "100" {
+		t.Errorf("frame without MSH while writes fail: %v %v, want AE/100", a, err)
+	}
+	if drops, _ := d.metric("mllpd_store_rejected_log_failures_total"); drops != drops0+1 {
+		t.Errorf("rejected_log_failures_total went from %v to %v, want +1 (the rejected log could not be written)", drops0, drops)
+	}
 	if code, body, err := d.get("/healthz"); err != nil || code != http.StatusOK {
 		t.Errorf("/healthz while writes fail: %d %q %v, want the daemon alive", code, body, err)
 	}
@@ -167,10 +176,16 @@ listeners:
 		}
 	}
 	d.stop()
-	stored := storedByControlID(t, d.openStore())
+	st := d.openStore()
+	stored := storedByControlID(t, st)
 	for _, ctrl := range []string{"FULL-1", "FULL-2"} {
 		if n := len(stored[ctrl]); n != 1 {
 			t.Errorf("%s stored %d times, want once", ctrl, n)
 		}
+	}
+	// Promise 2: refusals by the free-space guard are counted, not logged
+	// with their bytes.
+	if rej, err := st.ListRejected(0, 100); err != nil || len(rej) != 0 {
+		t.Errorf("rejected log holds %d entries (%v) after free-space refusals, want none", len(rej), err)
 	}
 }
