@@ -283,7 +283,7 @@ func (d *Daemon) onEvent(ev mllp.Event) {
 			d.mu.Unlock()
 			if l != nil {
 				req := &mllp.Request{Listener: ev.Listener, RemoteAddr: ev.RemoteAddr}
-				l.in.keepRejected(d.runCtx, req, "frame_restarted", ev.Fragment, int64(len(ev.Fragment)))
+				l.in.keepRejected(d.runCtx, req, "frame_restarted", ev.Fragment, max(ev.Bytes, int64(len(ev.Fragment))))
 			}
 		}
 	}
