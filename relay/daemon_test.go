@@ -603,3 +603,28 @@ func TestMetricsExposed(t *testing.T) {
 		t.Errorf("/metrics carries a control ID or a peer address")
 	}
 }
+
+// TestFrameRestartedKept: a frame cut short by a new start block (reference
+// §11.1 case 8) is kept in the rejected log; the frame after it is answered.
+func TestFrameRestartedKept(t *testing.T) {
+	td := startDaemon(t, oneListener)
+	c := dial(t, td.addr(t, "pas"))
+	if _, err := c.c.Write([]byte("\x0bMSH|^~\\&|LAB|RX\x0b" + m1 + "\x1c\r")); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.reply(); segField(r, "MSA", 1) != "AA" {
+		t.Fatalf("reply %q, want AA for the frame after the restart", r)
+	}
+	waitFor(t, "the fragment in the rejected log", func() bool {
+		rs := rejectedReasons(t, td.Store())
+		return len(rs) == 1 && rs[0] == "frame_restarted"
+	})
+	rs, _ := td.Store().ListRejected(0, 10)
+	r, err := td.Store().GetRejected(rs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Raw) != "MSH|^~\\&|LAB|RX" || r.Size != int64(len("MSH|^~\\&|LAB|RX")) {
+		t.Errorf("rejected entry = %q size %d", r.Raw, r.Size)
+	}
+}
