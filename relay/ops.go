@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mllpd/mllpd/config"
@@ -338,12 +340,11 @@ func (o *Ops) Resend(ctx context.Context, seqs []uint64, to string) (ResendResul
 			o.notify(to)
 		}
 	}()
+	items := make([]requeueItem, len(recs))
 	for i := range recs {
-		if err := o.requeue(ctx, &recs[i], to, &res); err != nil {
-			return res, err
-		}
+		items[i] = requeueItem{seq: recs[i].Seq, route: routeTo(&recs[i], to)}
 	}
-	return res, nil
+	return res, o.requeueMany(ctx, to, items, &res)
 }
 
 // ResendRange is the backfill form of Resend: every message received in
@@ -386,48 +387,71 @@ func (o *Ops) ResendRange(ctx context.Context, since, until time.Time, typ, to s
 			o.notify(to)
 		}
 	}()
+	items := make([]requeueItem, len(recs))
 	for i := range recs {
-		if err := o.requeue(ctx, &recs[i], to, &res); err != nil {
-			return res, err
-		}
+		items[i] = requeueItem{seq: recs[i].Seq, route: routeTo(&recs[i], to)}
 	}
-	return res, nil
+	return res, o.requeueMany(ctx, to, items, &res)
 }
 
-// requeue queues r for to under the route that chose to for r, if any.
-func (o *Ops) requeue(ctx context.Context, r *store.Record, to string, res *ResendResult) error {
+// routeTo is the route that chose to for r, or "" when none did.
+func routeTo(r *store.Record, to string) string {
 	route := ""
 	for _, d := range r.Deliveries {
 		if d.Destination == to && d.Route != "" {
 			route = d.Route
 		}
 	}
-	return o.requeueSeq(ctx, r.Seq, route, to, res)
+	return route
 }
 
-// requeueSeq queues seq for to under route and records the outcome in res.
-func (o *Ops) requeueSeq(ctx context.Context, seq uint64, route, to string, res *ResendResult) error {
-	e, err := o.Store.Requeue(ctx, to, seq, route)
-	switch {
-	case errors.Is(err, store.ErrAlreadyQueued):
-		res.Skipped = append(res.Skipped, SkippedSeq{Seq: seq, Reason: "already queued for " + to})
-		return nil
-	case errors.Is(err, store.ErrNotFound):
-		res.Skipped = append(res.Skipped, SkippedSeq{Seq: seq, Reason: "no longer stored"})
-		return nil
-	case err != nil:
-		return fmt.Errorf("resend message %d to %s: %w", seq, to, err)
+// A requeueItem is one message of a resend and the route it goes under.
+type requeueItem struct {
+	seq   uint64
+	route string
+}
+
+// requeueMany queues items for to, in order, and records each outcome in res.
+// The requeues are handed to the store without waiting for each commit, so
+// they share commits (a backfill of thousands of messages takes one fsync
+// per batch, not per message) and keep their order.
+func (o *Ops) requeueMany(ctx context.Context, to string, items []requeueItem, res *ResendResult) error {
+	type outcome struct {
+		e   store.QueueEntry
+		err error
 	}
-	res.Queued = append(res.Queued, QueuedEntry{Seq: e.Seq, QueueID: e.ID, Route: e.Route})
-	if len(res.Queued)%notifyEvery == 0 {
-		o.notify(to) // a long backfill: delivery starts while the rest is queued
+	outs := make([]outcome, len(items))
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for i, it := range items {
+		wg.Add(1)
+		o.Store.RequeueAsync(ctx, to, it.seq, it.route, func(e store.QueueEntry, err error) {
+			outs[i] = outcome{e, err}
+			if err == nil && done.Add(1)%notifyEvery == 0 {
+				o.notify(to) // a long backfill: delivery starts while the rest is queued
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	for i, out := range outs {
+		seq := items[i].seq
+		switch {
+		case errors.Is(out.err, store.ErrAlreadyQueued):
+			res.Skipped = append(res.Skipped, SkippedSeq{Seq: seq, Reason: "already queued for " + to})
+		case errors.Is(out.err, store.ErrNotFound):
+			res.Skipped = append(res.Skipped, SkippedSeq{Seq: seq, Reason: "no longer stored"})
+		case out.err != nil:
+			return fmt.Errorf("resend message %d to %s: %w", seq, to, out.err)
+		default:
+			res.Queued = append(res.Queued, QueuedEntry{Seq: out.e.Seq, QueueID: out.e.ID, Route: out.e.Route})
+		}
 	}
 	return nil
 }
 
 // notifyEvery is how many entries a long resend queues between wake-ups of
-// the destination's worker. Each Requeue is its own commit, so a backfill of
-// thousands of messages takes seconds to minutes.
+// the destination's worker.
 const notifyEvery = 100
 
 // ---------------------------------------------------------------------------
@@ -677,12 +701,11 @@ func (o *Ops) ResendDeadLetters(ctx context.Context, dest string, ids []uint64) 
 			o.notify(dest)
 		}
 	}()
-	for _, dl := range dls {
-		if err := o.requeueSeq(ctx, dl.Seq, dl.Route, dest, &res); err != nil {
-			return res, fmt.Errorf("dead letter %d of %s: %w", dl.ID, dest, err)
-		}
+	items := make([]requeueItem, len(dls))
+	for i, dl := range dls {
+		items[i] = requeueItem{seq: dl.Seq, route: dl.Route}
 	}
-	return res, nil
+	return res, o.requeueMany(ctx, dest, items, &res)
 }
 
 // PurgeDeadLetters deletes dest's dead letters dead-lettered before olderThan

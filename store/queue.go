@@ -286,10 +286,48 @@ func (s *Store) Requeue(ctx context.Context, dest string, seq uint64, route stri
 	if s.closed.Load() {
 		return QueueEntry{}, ErrClosed
 	}
-	if !validName(dest) || len(route) > maxNameLen {
-		return QueueEntry{}, fmt.Errorf("store: requeue: %w: destination and route names must be 1..%d bytes without NUL", ErrInvalid, maxNameLen)
-	}
 	var out QueueEntry
+	o, err := s.requeueOp(dest, seq, route, &out)
+	if err != nil {
+		return QueueEntry{}, err
+	}
+	if err := s.submit(ctx, o); err != nil {
+		return QueueEntry{}, err
+	}
+	return out, nil
+}
+
+// RequeueAsync is Requeue without waiting for the commit: done is called
+// with the new entry (or the error) once the transaction holding it has
+// committed. Calls are applied in call order, so a backfill of many messages
+// keeps its order and shares commits instead of paying one fsync each.
+func (s *Store) RequeueAsync(ctx context.Context, dest string, seq uint64, route string, done func(QueueEntry, error)) {
+	if s.closed.Load() {
+		done(QueueEntry{}, ErrClosed)
+		return
+	}
+	out := new(QueueEntry)
+	o, err := s.requeueOp(dest, seq, route, out)
+	if err != nil {
+		done(QueueEntry{}, err)
+		return
+	}
+	o.done = func(err error) {
+		if err != nil {
+			done(QueueEntry{}, err)
+			return
+		}
+		done(*out, nil)
+	}
+	if err := s.submit(ctx, o); err != nil {
+		done(QueueEntry{}, err)
+	}
+}
+
+func (s *Store) requeueOp(dest string, seq uint64, route string, out *QueueEntry) (*op, error) {
+	if !validName(dest) || len(route) > maxNameLen {
+		return nil, fmt.Errorf("store: requeue: %w: destination and route names must be 1..%d bytes without NUL", ErrInvalid, maxNameLen)
+	}
 	o := &op{}
 	o.apply = func(c *txCtx) error {
 		v := c.tx.Bucket(bMsg).Get(u64key(seq))
@@ -350,13 +388,10 @@ func (s *Store) Requeue(ctx context.Context, dest string, seq uint64, route stri
 		dl.State = StateRequeued
 		dl.QueueID = id
 		dl.DeadLetterID = 0
-		out = QueueEntry{Destination: dest, ID: id, Seq: seq, Route: dl.Route, Enqueued: time.Unix(0, c.now)}
+		*out = QueueEntry{Destination: dest, ID: id, Seq: seq, Route: dl.Route, Enqueued: time.Unix(0, c.now)}
 		return db.Put(dk, encodeDelivery(&dl))
 	}
-	if err := s.submit(ctx, o); err != nil {
-		return QueueEntry{}, err
-	}
-	return out, nil
+	return o, nil
 }
 
 // DeadLetterQueue moves every entry of dest's queue to its dead letters with

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -371,5 +372,61 @@ func TestDestinations(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateApproxTime(0)); diff != "" {
 		t.Errorf("Destinations (-want +got):\n%s", diff)
+	}
+}
+
+// TestRequeueAsync: a backfill of many messages keeps call order, shares
+// commits, and reports per-message errors through done.
+func TestRequeueAsync(t *testing.T) {
+	s := openTest(t, Options{})
+	const n = 300
+	var msgs []Message
+	for i := range n {
+		msgs = append(msgs, msg("A", "B", fmt.Sprintf("c%d", i), "p"))
+	}
+	mustAppend(t, s, msgs...)
+	before, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []QueueEntry
+	var errs []error
+	var wg sync.WaitGroup
+	for seq := uint64(1); seq <= n+1; seq++ { // n+1 does not exist
+		wg.Add(1)
+		s.RequeueAsync(context.Background(), "archive", seq, "backfill", func(e QueueEntry, err error) {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			got = append(got, e)
+		})
+	}
+	wg.Wait()
+	if len(errs) != 1 || !errors.Is(errs[0], ErrNotFound) {
+		t.Errorf("errors = %v, want one ErrNotFound", errs)
+	}
+	q, err := s.Pending("archive", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q) != n {
+		t.Fatalf("queued %d, want %d", len(q), n)
+	}
+	for i, e := range q {
+		if e.Seq != uint64(i+1) || e.Route != "backfill" {
+			t.Fatalf("entry %d = %+v: call order not kept", i, e)
+		}
+	}
+	after, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commits := after.Commits - before.Commits; commits >= n/2 {
+		t.Errorf("%d requeues took %d commits; they should share them", n, commits)
 	}
 }
