@@ -16,6 +16,10 @@ import (
 	"github.com/mllpd/mllpd/store"
 )
 
+// ackOfAnother, returned by an answerFunc, makes the downstream answer AA
+// with an MSA-2 that is not the message's control ID (a stale ACK).
+const ackOfAnother hl7.AckCode = "stale"
+
 // An answerFunc decides the downstream's reply to the nth (1-based) copy of
 // the message with control ID ctrl: an MSA-1 code and, for negative ones, an
 // ERR-3 code.
@@ -90,6 +94,9 @@ func (ds *downstream) serve(_ context.Context, req *mllp.Request) ([]byte, error
 	code, errCode := hl7.AA, hl7.ErrorCode(0)
 	if ds.answer != nil {
 		code, errCode = ds.answer(ctrl, nth)
+	}
+	if code == ackOfAnother {
+		return []byte("MSH|^~\\&|DOWN|E2E|||20260101120000||ACK|DS-X|P|2.5.1\rMSA|AA|NOT-" + ctrl + "\r"), nil
 	}
 	o := hl7.AckOptions{Now: time.Now(), ControlID: fmt.Sprintf("DS-%s-%d", ctrl, nth), App: "DOWN", Facility: "E2E"}
 	if code != hl7.AA {
@@ -189,18 +196,20 @@ func deliveryTo(rec store.Record, dest string) (store.Delivery, bool) {
 
 // TestDownstreamOutage: the destination is down for a while (and the daemon
 // is SIGKILLed and restarted meanwhile) and comes back; then it answers AE to
-// one message, AR/207 once to another, AR/200 to a third, and a fourth's AA
-// only after ack_timeout. Promises 4 and 5: afterwards every message is
-// delivered or dead-lettered as the classification says (AE permanent ->
-// dead letter, AR/207 retriable -> delivered on retry, AR/200 permanent ->
-// dead letter, no ACK in time -> delivered on retry), first deliveries keep
-// the accept order, nothing is lost.
+// one message, AR/207 once to another, AR/200 to a third, a fourth's AA only
+// after ack_timeout and a fifth's with the wrong MSA-2. Promises 4 and 5:
+// afterwards every message is delivered or dead-lettered as the
+// classification says (AE permanent -> dead letter, AR/207 retriable ->
+// delivered on retry, AR/200 permanent -> dead letter, no ACK in time or a
+// stale ACK -> delivered on retry), first deliveries keep the accept order,
+// nothing is lost.
 func TestDownstreamOutage(t *testing.T) {
 	const (
 		ae     = "O-45" // AE: permanent
 		ar207  = "O-46" // AR/207 on the first copy: retriable
 		ar200  = "O-47" // AR/200: permanent
 		late   = "O-48" // first copy answered only after ack_timeout: retriable
+		stale  = "O-49" // first copy answered with another MSA-2: retriable
 		total  = 60
 		outage = 20 // O-21..O-40 are accepted while the destination is down
 	)
@@ -211,6 +220,8 @@ func TestDownstreamOutage(t *testing.T) {
 			// must not be taken for the next message's.
 			<-time.After(1500 * time.Millisecond)
 			return hl7.AA, 0
+		case ctrl == stale && nth == 1:
+			return ackOfAnother, 0
 		case ctrl == ae:
 			return hl7.AE, hl7.ErrCodeDataType
 		case ctrl == ar207 && nth == 1:
@@ -280,7 +291,7 @@ routes:
 	ds.up()
 	send(2*outage+1, total)
 	pollUntil(t, 60*time.Second, "every message at the destination after the outage", func() bool {
-		return ds.seenAll(ids) && ds.seen(ar207) >= 2 && ds.seen(late) >= 2
+		return ds.seenAll(ids) && ds.seen(ar207) >= 2 && ds.seen(late) >= 2 && ds.seen(stale) >= 2
 	})
 	pollUntil(t, 30*time.Second, "the queue drained", func() bool {
 		n, ok := d.metric("mllpd_delivery_queue_depth", `destination="epr"`)
@@ -323,7 +334,7 @@ routes:
 			t.Errorf("%s: delivery state %q (ack %s/%s, %d attempts, %q), want %q",
 				id, dl.State, dl.AckCode, dl.ErrorCode, dl.Attempts, dl.LastError, want)
 		}
-		if (id == ar207 || id == late) && dl.Attempts < 2 {
+		if (id == ar207 || id == late || id == stale) && dl.Attempts < 2 {
 			t.Errorf("%s: delivered after %d attempts, want a retry after its first copy failed", id, dl.Attempts)
 		}
 	}
