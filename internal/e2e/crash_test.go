@@ -21,6 +21,7 @@ type loadSender struct {
 	id    int
 	app   string
 	addr  string
+	batch int // > 0: each frame is a BHS batch of this many messages
 	mu    sync.Mutex
 	acked []string
 	other int     // replies other than AA
@@ -33,7 +34,66 @@ func (s *loadSender) failures() (other int, errs []error) {
 	return s.other, append([]error(nil), s.errs...)
 }
 
-func (s *loadSender) ctrl(n int) string { return fmt.Sprintf("C%d-%d", s.id, n) }
+func (s *loadSender) ctrl(n int) string {
+	if s.batch > 0 {
+		return fmt.Sprintf("B%d-%d", s.id, n)
+	}
+	return fmt.Sprintf("C%d-%d", s.id, n)
+}
+
+// members returns the control IDs of the messages frame ctrl carries.
+func (s *loadSender) members(ctrl string) []string {
+	if s.batch == 0 {
+		return []string{ctrl}
+	}
+	out := make([]string, s.batch)
+	for k := range out {
+		out[k] = fmt.Sprintf("%s-%d", ctrl, k)
+	}
+	return out
+}
+
+// frame builds the payload for frame ctrl: one message, or a BHS batch.
+func (s *loadSender) frame(ctrl string) []byte {
+	if s.batch == 0 {
+		return adt(s.app, ctrl)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "BHS|^~\\&|%s|E2EFAC|MLLPD|HUB|20260101120000||||%s\r", s.app, ctrl)
+	for _, m := range s.members(ctrl) {
+		b.Write(adt(s.app, m))
+	}
+	fmt.Fprintf(&b, "BTS|%d\r", s.batch)
+	return []byte(b.String())
+}
+
+// allAccepted reports whether reply accepts every message of the frame: an
+// AA, or for a batch an AA per member.
+func (s *loadSender) allAccepted(reply []byte) bool {
+	if s.batch == 0 {
+		return parseACK(reply).Code == "AA"
+	}
+	codes := batchAckCodes(reply)
+	if len(codes) != s.batch {
+		return false
+	}
+	for _, c := range codes {
+		if c != "AA" {
+			return false
+		}
+	}
+	return true
+}
+
+// ackedMessageIDs returns the control IDs of every message acknowledged, in
+// order.
+func (s *loadSender) ackedMessageIDs() []string {
+	var out []string
+	for _, ctrl := range s.ackedIDs() {
+		out = append(out, s.members(ctrl)...)
+	}
+	return out
+}
 
 func (s *loadSender) ackedCount() int {
 	s.mu.Lock()
@@ -62,7 +122,7 @@ func (s *loadSender) run(stop <-chan struct{}, deadline time.Time) {
 		}
 		ctrl := s.ctrl(n)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		reply, err := c.Send(ctx, adt(s.app, ctrl))
+		reply, err := c.Send(ctx, s.frame(ctrl))
 		cancel()
 		if err != nil {
 			s.mu.Lock()
@@ -78,7 +138,7 @@ func (s *loadSender) run(stop <-chan struct{}, deadline time.Time) {
 			continue
 		}
 		s.mu.Lock()
-		if a := parseACK(reply); a.Code == "AA" {
+		if s.allAccepted(reply) {
 			s.acked = append(s.acked, ctrl)
 			n++
 		} else {
@@ -88,15 +148,18 @@ func (s *loadSender) run(stop <-chan struct{}, deadline time.Time) {
 	}
 }
 
-// startLoad starts n senders against addr; the returned func stops them and
-// waits for them.
-func startLoad(addr string, n int, within time.Duration) ([]*loadSender, func()) {
+// startLoad starts n senders against addr, the last batches of them sending
+// BHS batches of 5; the returned func stops them and waits for them.
+func startLoad(addr string, n, batches int, within time.Duration) ([]*loadSender, func()) {
 	stop := make(chan struct{})
 	deadline := time.Now().Add(within)
 	var wg sync.WaitGroup
 	senders := make([]*loadSender, n)
 	for i := range senders {
 		senders[i] = &loadSender{id: i, app: fmt.Sprintf("CRASH%d", i), addr: addr}
+		if i >= n-batches {
+			senders[i].batch = 5
+		}
 		wg.Go(func() { senders[i].run(stop, deadline) })
 	}
 	var once sync.Once
@@ -146,7 +209,7 @@ routes:
 	d.start()
 
 	const rounds = 8
-	senders, stopLoad := startLoad(d.addrs["pas"], 6, 90*time.Second)
+	senders, stopLoad := startLoad(d.addrs["pas"], 7, 1, 90*time.Second)
 	defer stopLoad()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 16))
 	for round := range rounds {
@@ -167,7 +230,7 @@ routes:
 	stopLoad()
 	var all []string
 	for _, s := range senders {
-		all = append(all, s.ackedIDs()...)
+		all = append(all, s.ackedMessageIDs()...)
 	}
 	// Not fatal: if delivery stalls, the store checks below still say why.
 	delivered := waitUntil(30*time.Second, func() bool { return ds.seenAll(all) })
@@ -177,8 +240,24 @@ routes:
 	checkFirstDeliveryOrder(t, ds, stored)
 	total := 0
 	for _, s := range senders {
-		ids := s.ackedIDs()
+		ids := s.ackedMessageIDs()
 		total += len(ids)
+		if n := s.ackedCount(); n < 10 {
+			t.Errorf("sender %d (batch %d) got only %d frames acknowledged", s.id, s.batch, n)
+		}
+		// A frame is all or nothing (reference §7): every batch sent, the
+		// one in flight at the end included, is stored whole or not at all.
+		if s.batch > 0 {
+			for n := 0; n <= len(s.ackedIDs()); n++ {
+				got := 0
+				for _, m := range s.members(s.ctrl(n)) {
+					got += len(stored[m])
+				}
+				if got != 0 && got != s.batch {
+					t.Errorf("batch %s: %d of its %d messages stored, want all or none", s.ctrl(n), got, s.batch)
+				}
+			}
+		}
 		for _, ctrl := range ids {
 			if recs := stored[ctrl]; len(recs) == 1 && ds.seen(ctrl) > 0 {
 				if dl, ok := deliveryTo(recs[0], "epr"); !ok || dl.State != store.StateDelivered {

@@ -95,3 +95,20 @@ func frame(payload []byte) []byte {
 	out = append(out, payload...)
 	return append(out, 0x1c, 0x0d)
 }
+
+// batchAckCodes returns the MSA-1 of every ACK in a reply batch (BHS..BTS),
+// in order.
+func batchAckCodes(reply []byte) []string {
+	s := string(reply)
+	if len(s) < 4 || !(strings.HasPrefix(s, "BHS") || strings.HasPrefix(s, "FHS")) {
+		return nil
+	}
+	fs := string(s[3])
+	var codes []string
+	for _, seg := range strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		if f := strings.Split(seg, fs); f[0] == "MSA" && len(f) > 1 {
+			codes = append(codes, f[1])
+		}
+	}
+	return codes
+}

@@ -46,7 +46,7 @@ listeners:
 	d.writeConfig(configs[0].body)
 	d.start()
 
-	senders, stopLoad := startLoad(d.addrs["pas"], 4, 90*time.Second)
+	senders, stopLoad := startLoad(d.addrs["pas"], 4, 1, 90*time.Second)
 	defer stopLoad()
 	reloaded, refused := 0, 0
 	for i, c := range configs[1:] {
@@ -84,11 +84,14 @@ listeners:
 	total := 0
 	for _, s := range senders {
 		other, errs := s.failures()
+		if n := s.ackedCount(); n < 10 {
+			t.Errorf("sender %d (batch %d) got only %d frames acknowledged", s.id, s.batch, n)
+		}
 		if other > 0 || len(errs) > 0 {
 			t.Errorf("sender %d: %d negative ACKs and %d failed sends across the reloads; first errors: %v",
 				s.id, other, len(errs), errs[:min(3, len(errs))])
 		}
-		for _, ctrl := range s.ackedIDs() {
+		for _, ctrl := range s.ackedMessageIDs() {
 			total++
 			if n := len(stored[ctrl]); n != 1 {
 				t.Errorf("%s got AA but is stored %d times, want once", ctrl, n)
