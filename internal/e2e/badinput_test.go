@@ -230,9 +230,12 @@ listeners:
 	})
 
 	t.Run("oversized frames get AE and cost bounded memory", func(t *testing.T) {
+		// Ten at once: a daemon that buffered whole frames would hold 80 MiB
+		// of them; one that keeps about max_message_bytes per connection
+		// (plus slack for append growth) stays near 20 MiB.
 		const (
-			conns     = 5
-			perConn   = 10
+			conns     = 10
+			perConn   = 5
 			frameSize = 8 << 20
 		)
 		filler := bytes.Repeat([]byte("A"), frameSize)
