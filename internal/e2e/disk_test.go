@@ -4,32 +4,26 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// prlimitPath finds util-linux's prlimit, which sets a resource limit on a
-// running process (the daemon), not on the test.
-func prlimitPath(t *testing.T) string {
+// setFsizeLimit sets the soft RLIMIT_FSIZE of the running process pid
+// (unix.RLIM_INFINITY lifts it). The hard limit stays, so that lifting the
+// soft one again needs no CAP_SYS_RESOURCE (containers often lack it, even
+// as root).
+func setFsizeLimit(t *testing.T, pid int, limit uint64) {
 	t.Helper()
-	p, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("util-linux prlimit not installed: cannot limit the daemon's file size")
+	var cur unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, nil, &cur); err != nil {
+		t.Fatalf("prlimit(%d, RLIMIT_FSIZE): %v", pid, err)
 	}
-	return p
-}
-
-// setFsizeLimit sets the soft RLIMIT_FSIZE of process pid ("unlimited" or
-// bytes). The hard limit stays, so that lifting the soft one again needs no
-// CAP_SYS_RESOURCE (containers often lack it, even as root).
-func setFsizeLimit(t *testing.T, prlimit string, pid int, limit string) {
-	t.Helper()
-	out, err := exec.Command(prlimit, "--pid", strconv.Itoa(pid), "--fsize="+limit+":").CombinedOutput()
-	if err != nil {
-		t.Fatalf("prlimit --fsize=%s on %d: %v\n%s", limit, pid, err, out)
+	next := unix.Rlimit{Cur: min(limit, cur.Max), Max: cur.Max}
+	if err := unix.Prlimit(pid, unix.RLIMIT_FSIZE, &next, nil); err != nil {
+		t.Fatalf("prlimit(%d, RLIMIT_FSIZE, %d): %v", pid, limit, err)
 	}
 }
 
@@ -42,7 +36,6 @@ func setFsizeLimit(t *testing.T, prlimit string, pid int, limit string) {
 // lifted the resends get AA, and after a restart every AA'd message is in
 // the store exactly once.
 func TestWriteLimitRefusesWithAR207(t *testing.T) {
-	prlimit := prlimitPath(t)
 	d := newDaemon(t, plainBin, "pas")
 	d.writeConfig(fmt.Sprintf(`storage: {min_free_bytes: 1048576}
 listeners:
@@ -77,7 +70,7 @@ listeners:
 	if fi.Size() <= limit {
 		t.Fatalf("store file is only %d bytes; the limit would not bite", fi.Size())
 	}
-	setFsizeLimit(t, prlimit, d.pid(), strconv.Itoa(limit))
+	setFsizeLimit(t, d.pid(), limit)
 
 	refused := []string{"LIMITED-1", "LIMITED-2", "LIMITED-3", "LIMITED-4", "LIMITED-5"}
 	for _, ctrl := range refused {
@@ -100,7 +93,7 @@ listeners:
 		t.Errorf("/healthz while writes fail: %d %q %v, want the daemon alive", code, body, err)
 	}
 
-	setFsizeLimit(t, prlimit, d.pid(), "unlimited")
+	setFsizeLimit(t, d.pid(), unix.RLIM_INFINITY)
 	for _, ctrl := range refused {
 		if a := send(ctrl); a.Code != "AA" {
 			t.Errorf("%s resent after the limit was lifted: reply %v, want AA", ctrl, a)
