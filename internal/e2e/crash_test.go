@@ -208,7 +208,7 @@ routes:
 `, d.addrs["pas"], ds.addr))
 	d.start()
 
-	const rounds = 8
+	const rounds = 20
 	senders, stopLoad := startLoad(d.addrs["pas"], 7, 1, 90*time.Second)
 	defer stopLoad()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 16))
