@@ -524,8 +524,11 @@ listeners:
 	reasons := map[string]int{}
 	for _, r := range rejected {
 		reasons[r.Reason]++
-		if len(r.Raw) > mllp.PrefixBytes {
-			t.Errorf("rejected entry %d keeps %d bytes, want at most %d", r.ID, len(r.Raw), mllp.PrefixBytes)
+		if r, err = st.GetRejected(r.ID); err != nil { // ListRejected leaves Raw out
+			t.Fatal(err)
+		}
+		if len(r.Raw) == 0 || len(r.Raw) > mllp.PrefixBytes {
+			t.Errorf("rejected entry %d (%s) keeps %d bytes, want 1 to %d", r.ID, r.Reason, len(r.Raw), mllp.PrefixBytes)
 		}
 		if r.Reason == "frame_too_large" && r.Size < 8<<20 {
 			t.Errorf("rejected oversized frame %d records size %d, want its full size (> 8 MiB)", r.ID, r.Size)
