@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -110,6 +111,7 @@ type Daemon struct {
 
 	mu        sync.Mutex // guards listeners (start, reload, shutdown)
 	listeners map[string]*listener
+	retired   []*listener               // replaced by a reload, still serving their connections
 	workers   atomic.Pointer[workerSet] // replaced whole by start and reload
 	delivery  *delivery.Metrics
 	admin     *adminServer
@@ -143,11 +145,13 @@ func New(cfg *config.Config, o Options) (*Daemon, error) {
 	reg := o.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	st, err := store.Open(store.Options{
-		Path:         filepath.Join(cfg.DataDir, "mllpd.db"),
-		MinFreeBytes: cfg.Storage.MinFreeBytes,
-		FreeSpace:    o.FreeSpace,
+		Path:             filepath.Join(cfg.DataDir, "mllpd.db"),
+		MinFreeBytes:     cfg.Storage.MinFreeBytes,
+		FreeSpace:        o.FreeSpace,
+		RejectedMaxBytes: cfg.Storage.RejectedMaxBytes, // bounded at every write, not only by pruning
 	})
 	if err != nil {
 		return nil, err
@@ -331,10 +335,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.stopping.Store(true)
 	d.logger.Info("shutting down")
 	d.mu.Lock()
-	ls := make([]*listener, 0, len(d.listeners))
+	ls := make([]*listener, 0, len(d.listeners)+len(d.retired))
 	for _, l := range d.listeners {
 		ls = append(ls, l)
 	}
+	ls = append(ls, d.retired...)
+	d.retired = nil
 	d.mu.Unlock()
 	var errs []error
 	var wg sync.WaitGroup
@@ -362,8 +368,17 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("admin: %w", err))
 		}
 	}
-	if err := d.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("store: %w", err))
+	// A commit stalled on a sick disk must not hold the process past
+	// shutdown_timeout: nothing it holds was acknowledged.
+	closed := make(chan error, 1)
+	go func() { closed <- d.store.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			errs = append(errs, fmt.Errorf("store: %w", err))
+		}
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("store: a commit is still pending at the shutdown deadline; exiting without it (nothing of it was acknowledged): %w", ctx.Err()))
 	}
 	d.logger.Info("stopped")
 	return errors.Join(errs...)
@@ -402,8 +417,14 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 		}
 		l, err := d.bindReplacing(lc, plan, old)
 		if err != nil {
-			for _, a := range added {
+			for name, a := range added {
 				a.srv.Close()
+				if prev := d.listeners[name]; prev != nil && prev.cfg.Listen == a.cfg.Listen {
+					d.resume(prev) // its socket was handed over: take it back
+				}
+			}
+			if old != nil && old.cfg.Listen == lc.Listen {
+				d.resume(old)
 			}
 			d.metrics.reloads.WithLabelValues("failed").Inc()
 			return fmt.Errorf("reload: listeners[%d] (%s): %w", i, lc.Name, err)
@@ -412,6 +433,9 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 	}
 	// Commit: routes first, so messages accepted from now on use them.
 	d.routes.Store(plan.routes)
+	if next.Storage.MinFreeBytes != cur.Storage.MinFreeBytes {
+		d.store.SetMinFreeBytes(next.Storage.MinFreeBytes)
+	}
 	d.cfg.Store(next)
 	var stop []*listener
 	keep := map[string]bool{}
@@ -420,7 +444,10 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 		keep[lc.Name] = true
 		if l, ok := added[lc.Name]; ok {
 			if old, ok := d.listeners[lc.Name]; ok {
-				stop = append(stop, old)
+				// Settings changed: the old server stops accepting but keeps
+				// its connections (a frame may be in flight on any of them);
+				// they end when their senders or idle_timeout close them.
+				d.retired = append(d.retired, old)
 			}
 			d.listeners[lc.Name] = l
 			d.serve(l)
@@ -441,6 +468,7 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 			delete(d.listeners, name)
 		}
 	}
+	d.reapRetired()
 	for _, l := range stop {
 		go func() {
 			if err := l.srv.Shutdown(ctx); err != nil {
@@ -453,6 +481,33 @@ func (d *Daemon) Reload(ctx context.Context, next *config.Config) error {
 	d.logger.Info("config reloaded", zap.Int("listeners", len(next.Listeners)), zap.Int("destinations", len(next.Destinations)),
 		zap.Int("routes", len(next.Routes)))
 	return nil
+}
+
+// resume rebinds a listener whose socket a failed reload had closed.
+func (d *Daemon) resume(l *listener) {
+	ln, err := net.Listen("tcp", l.cfg.Listen)
+	if err != nil {
+		d.logger.Error("listener lost: its address could not be bound again after a failed reload; restart mllpd",
+			zap.String("listener", l.cfg.Name), zap.Error(err))
+		return
+	}
+	l.ln = ln
+	l.served = make(chan error, 1)
+	d.serve(l)
+}
+
+// reapRetired shuts down servers replaced by a reload once their last
+// connection has ended. d.mu is held.
+func (d *Daemon) reapRetired() {
+	kept := d.retired[:0]
+	for _, l := range d.retired {
+		if l.srv.ActiveConns() == 0 {
+			l.srv.Close()
+			continue
+		}
+		kept = append(kept, l)
+	}
+	d.retired = kept
 }
 
 // bindReplacing binds lc; when old holds the same address (settings changed),

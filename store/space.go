@@ -17,7 +17,7 @@ const freeSpaceEveryBytes = 4 << 20
 // once per interval or per freeSpaceEveryBytes written, by one caller at a time.
 type spaceGuard struct {
 	source   func() (uint64, error)
-	min      uint64
+	min      atomic.Uint64 // changed live by SetMinFreeBytes (config reload)
 	interval time.Duration
 
 	free    atomic.Uint64
@@ -29,14 +29,15 @@ type spaceGuard struct {
 }
 
 func (g *spaceGuard) init(source func() (uint64, error), min uint64, interval time.Duration) {
-	g.source, g.min, g.interval = source, min, interval
+	g.source, g.interval = source, interval
+	g.min.Store(min)
 	g.base = time.Now()
 	g.refresh()
 }
 
 // low reports whether writes must be refused, refreshing the figure when stale.
 func (g *spaceGuard) low() bool {
-	if g.min == 0 {
+	if g.min.Load() == 0 {
 		return false
 	}
 	g.maybeRefresh()
@@ -72,7 +73,8 @@ func (g *spaceGuard) refreshLocked() {
 		return
 	}
 	g.free.Store(free)
-	g.isLow.Store(g.min > 0 && free < g.min)
+	threshold := g.min.Load()
+	g.isLow.Store(threshold > 0 && free < threshold)
 }
 
 // LowSpace reports whether the free-space guard refuses appends now (for
@@ -92,4 +94,11 @@ func statfsFree(dir string) (uint64, error) {
 		return 0, err
 	}
 	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// SetMinFreeBytes changes the free-space guard's threshold (a config
+// reload); 0 turns the guard off. The free space is read again at once.
+func (s *Store) SetMinFreeBytes(n uint64) {
+	s.space.min.Store(n)
+	s.space.refresh()
 }

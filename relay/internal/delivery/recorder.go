@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -44,7 +45,8 @@ type recordReq struct {
 
 type completion struct {
 	recordReq
-	err error
+	err   error
+	tries int // failed commits so far
 }
 
 func newRecorder(st QueueStore, dest string, log *zap.Logger, onEvent func(Event)) *recorder {
@@ -57,11 +59,43 @@ func newRecorder(st QueueStore, dest string, log *zap.Logger, onEvent func(Event
 func (r *recorder) run() {
 	defer close(r.done)
 	for c := range r.comp {
+		if r.retry(c) {
+			continue // still pending: its slot stays held
+		}
 		r.complete(c)
 		<-r.slots
 		r.pending.Done()
 	}
 }
+
+// retry resubmits a record whose commit failed (a disk error, not a refusal
+// by the store): a delivered mark that was lost would leave the entry
+// pending, and the next start would send it again after newer messages. The
+// store reopens its file after a failed commit; the record is written again
+// with backoff until the store takes it or closes.
+func (r *recorder) retry(c completion) bool {
+	var ce *store.CommitError
+	if c.result != nil || !errors.As(c.err, &ce) {
+		return false
+	}
+	c.tries++
+	backoff := min(retryRecordInitial<<min(c.tries-1, 8), retryRecordMax)
+	r.log.Warn("recording delivery attempt failed; retrying", zap.Uint64("seq", c.e.Seq), zap.Uint64("queue_id", c.e.ID),
+		zap.Stringer("outcome", c.a.Outcome), zap.Int("tries", c.tries), zap.Duration("backoff", backoff), zap.Error(c.err))
+	time.AfterFunc(backoff, func() {
+		r.st.RecordAsync(context.Background(), r.dest, c.e.ID, c.a, func(err error) {
+			c.err = err
+			r.comp <- c // never blocks: the slot is still held
+		})
+	})
+	return true
+}
+
+// Backoff of a failed record's retries.
+const (
+	retryRecordInitial = 50 * time.Millisecond
+	retryRecordMax     = 2 * time.Second
+)
 
 func (r *recorder) complete(c completion) {
 	if c.err != nil && c.result == nil {
