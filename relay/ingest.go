@@ -244,12 +244,14 @@ type appendOutcome struct {
 // commit appends the frame's messages in one transaction and answers once the
 // outcome is known.
 func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Request, b *hl7.Batch, headers []hl7.Header, recs []store.Message, mode replyMode) ([]byte, error) {
+	// The commit runs on the store's committing goroutine (one per batch, not
+	// one per message); this one waits for its outcome or commit_timeout. The
+	// same deadline bounds the store's wait for room in a batch.
 	done := make(chan appendOutcome, 1)
 	var abandoned atomic.Bool
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lc.CommitTimeout)
 	defer cancel()
-	go func() {
-		res, err := in.d.store.Append(actx, recs)
+	in.d.store.AppendAsync(actx, recs, func(res []store.AppendResult, err error) {
 		done <- appendOutcome{res, err}
 		if abandoned.Load() {
 			// The sender got no reply and its connection was closed; its resend
@@ -257,13 +259,11 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 			in.d.logger.Warn("commit finished after commit_timeout",
 				zap.String("listener", in.name), zap.Bool("stored", err == nil), zap.Error(err))
 		}
-	}()
-	timer := time.NewTimer(lc.CommitTimeout)
-	defer timer.Stop()
+	})
 	var out appendOutcome
 	select {
 	case out = <-done:
-	case <-timer.C:
+	case <-actx.Done():
 		abandoned.Store(true)
 		in.d.metrics.noReply.WithLabelValues(in.name, "commit_timeout").Inc()
 		in.d.logger.Warn("commit still pending after commit_timeout: closing the connection without a reply",

@@ -78,30 +78,73 @@ type AppendResult struct {
 //   - any other error: bbolt refused one of this call's writes; nothing of this
 //     call was written (the rest of the batch was committed without it).
 func (s *Store) Append(ctx context.Context, msgs []Message) ([]AppendResult, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if len(msgs) == 0 {
+	if len(msgs) == 0 && !s.closed.Load() {
 		return nil, nil
 	}
-	var size int
-	for i := range msgs {
-		if err := validateMessage(&msgs[i]); err != nil {
-			return nil, err
-		}
-		size += len(msgs[i].Raw)
+	o, res, size, err := s.appendOp(msgs)
+	if err != nil {
+		return nil, err
 	}
-	if s.space.low() {
-		return nil, ErrLowDiskSpace
-	}
-	res := make([]AppendResult, len(msgs))
-	o := &op{}
-	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, res) }
 	if err := s.submit(ctx, o); err != nil {
 		return nil, err
 	}
 	s.space.wrote(size)
 	return res, nil
+}
+
+// AppendAsync is Append without waiting in the caller's goroutine: msgs join
+// the next group commit and done is called exactly once with what Append
+// would have returned, from the committing goroutine once the commit's
+// outcome is known (or before AppendAsync returns if msgs were refused, or if
+// ctx ended while waiting for room in a batch). done must not block or call
+// the Store. msgs must stay unchanged until done is called.
+//
+// It lets a caller that must give up waiting after a deadline (ingest's
+// commit_timeout) wait on a channel and a timer of its own, without a
+// goroutine per message: the commit runs on a goroutine the Store starts once
+// per batch, and the durability promise is Append's: a nil error in done
+// means fsynced.
+func (s *Store) AppendAsync(ctx context.Context, msgs []Message, done func([]AppendResult, error)) {
+	if len(msgs) == 0 && !s.closed.Load() {
+		done(nil, nil)
+		return
+	}
+	o, res, size, err := s.appendOp(msgs)
+	if err != nil {
+		done(nil, err)
+		return
+	}
+	o.done = func(err error) {
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		s.space.wrote(size)
+		done(res, nil)
+	}
+	if err := s.submit(ctx, o); err != nil {
+		done(nil, err)
+	}
+}
+
+// appendOp validates msgs and builds the op that appends them into res.
+func (s *Store) appendOp(msgs []Message) (o *op, res []AppendResult, size int, err error) {
+	if s.closed.Load() {
+		return nil, nil, 0, ErrClosed
+	}
+	for i := range msgs {
+		if err := validateMessage(&msgs[i]); err != nil {
+			return nil, nil, 0, err
+		}
+		size += len(msgs[i].Raw)
+	}
+	if s.space.low() {
+		return nil, nil, 0, ErrLowDiskSpace
+	}
+	res = make([]AppendResult, len(msgs))
+	o = &op{}
+	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, res) }
+	return o, res, size, nil
 }
 
 // validName reports whether dest can name a destination: 1..maxNameLen bytes,

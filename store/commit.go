@@ -135,47 +135,56 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 // lead commits every queued op (self among them, if not nil), reports their
 // outcomes and hands leadership to the first waiting caller that queued
 // meanwhile; if only asynchronous ops queued, a new goroutine leads them.
+//
+// A goroutine leading for asynchronous ops only (self nil) goes on leading
+// while only asynchronous ops queue, rather than starting a goroutine per
+// batch; a synchronous caller never leads more than its own batch.
 func (s *Store) lead(self *op) {
 	g := &s.gc
-	g.mu.Lock()
-	batch := g.pending
-	g.pending = g.spare[:0]
-	g.spare = nil
-	if g.hasSpace != nil {
-		close(g.hasSpace)
-		g.hasSpace = nil
-	}
-	g.mu.Unlock()
-
-	s.commitBatch(batch)
-
-	for i, o := range batch {
-		switch {
-		case o == self:
-		case o.done != nil:
-			o.done(o.err)
-		default:
-			o.wake <- false
+	for {
+		g.mu.Lock()
+		batch := g.pending
+		g.pending = g.spare[:0]
+		g.spare = nil
+		if g.hasSpace != nil {
+			close(g.hasSpace)
+			g.hasSpace = nil
 		}
-		batch[i] = nil
-	}
-	g.mu.Lock()
-	g.spare = batch[:0]
-	if len(g.pending) == 0 {
-		g.leading = false
-		g.idle.Broadcast()
 		g.mu.Unlock()
-		return
-	}
-	for _, next := range g.pending {
-		if next.done == nil {
+
+		s.commitBatch(batch)
+
+		for i, o := range batch {
+			switch {
+			case o == self:
+			case o.done != nil:
+				o.done(o.err)
+			default:
+				o.wake <- false
+			}
+			batch[i] = nil
+		}
+		g.mu.Lock()
+		g.spare = batch[:0]
+		if len(g.pending) == 0 {
+			g.leading = false
+			g.idle.Broadcast()
 			g.mu.Unlock()
-			next.wake <- true
+			return
+		}
+		for _, next := range g.pending {
+			if next.done == nil {
+				g.mu.Unlock()
+				next.wake <- true
+				return
+			}
+		}
+		g.mu.Unlock()
+		if self != nil {
+			go s.lead(nil)
 			return
 		}
 	}
-	g.mu.Unlock()
-	go s.lead(nil)
 }
 
 // commitBatch applies the ops in one transaction and commits it (one fsync

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -454,5 +455,68 @@ func TestReadOnly(t *testing.T) {
 			w.Close()
 		}
 		t.Errorf("writer Open beside readers = %v, want ErrLocked", err)
+	}
+}
+
+// TestAppendAsync: done is called once per call with Append's outcome, from
+// the committing goroutine; concurrent calls share commits; a duplicate in a
+// later batch is caught; refusals call done before AppendAsync returns.
+func TestAppendAsync(t *testing.T) {
+	s := openTest(t, Options{})
+	const n = 64
+	type outcome struct {
+		i   int
+		res []AppendResult
+		err error
+	}
+	outcomes := make(chan outcome, 2*n)
+	for i := range n {
+		m := msg("LAB", "HOSP", fmt.Sprintf("C%d", i), fmt.Sprintf("p%d", i))
+		s.AppendAsync(context.Background(), []Message{m}, func(res []AppendResult, err error) {
+			outcomes <- outcome{i, res, err}
+		})
+	}
+	seqs := map[int]uint64{}
+	for range n {
+		o := <-outcomes
+		if o.err != nil || len(o.res) != 1 || o.res[0].Duplicate {
+			t.Fatalf("message %d: %+v, %v", o.i, o.res, o.err)
+		}
+		if _, dup := seqs[o.i]; dup {
+			t.Fatalf("done called twice for message %d", o.i)
+		}
+		seqs[o.i] = o.res[0].Seq
+	}
+	for i, seq := range seqs {
+		r, err := s.Get(seq)
+		if err != nil {
+			t.Fatalf("Get(%d): %v", seq, err)
+		}
+		if want := fmt.Sprintf("C%d", i); r.ControlID != want {
+			t.Errorf("seq %d holds %q, want %q", seq, r.ControlID, want)
+		}
+	}
+	s.AppendAsync(context.Background(), []Message{msg("LAB", "HOSP", "C7", "p7")}, func(res []AppendResult, err error) {
+		outcomes <- outcome{7, res, err}
+	})
+	if o := <-outcomes; o.err != nil || !o.res[0].Duplicate || o.res[0].Seq != seqs[7] {
+		t.Errorf("resend of C7: %+v, %v; want a duplicate of seq %d", o.res, o.err, seqs[7])
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var got []error
+	s.AppendAsync(ctx, []Message{msg("LAB", "HOSP", "X", "x")}, func(_ []AppendResult, err error) { got = append(got, err) })
+	s.AppendAsync(context.Background(), []Message{msg("A", "B", "c", "p", Target{"", "r"})}, func(_ []AppendResult, err error) { got = append(got, err) })
+	closeChecked(t, s)
+	s.AppendAsync(context.Background(), []Message{msg("LAB", "HOSP", "Y", "y")}, func(_ []AppendResult, err error) { got = append(got, err) })
+	want := []error{context.Canceled, ErrInvalid, ErrClosed}
+	if len(got) != len(want) {
+		t.Fatalf("done called %d times before AppendAsync returned, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !errors.Is(got[i], want[i]) {
+			t.Errorf("refusal %d: %v, want %v", i, got[i], want[i])
+		}
 	}
 }
