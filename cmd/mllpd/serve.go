@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,12 @@ SIGTERM/SIGINT stop accepting, answer in-flight messages and close the store;
 a second signal exits at once. SIGHUP reloads the config file.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			if os.Getenv("GOGC") == "" {
+				// The daemon's live heap is small and flat (queues live in
+				// the store), while each message leaves ~11 KB of garbage:
+				// collecting less often bought ~8% msg/s at 256 connections.
+				debug.SetGCPercent(400)
+			}
 			cfg, err := loadConfig(path)
 			if err != nil {
 				return err
