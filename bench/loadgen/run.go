@@ -193,6 +193,9 @@ func drive(ctx context.Context, addr string, c int, d time.Duration, down *downs
 	lats := make([][]time.Duration, c)
 	start := time.Now()
 	deadline := start.Add(d)
+	// Control IDs unique across runs against one daemon (drive mode): a
+	// repeated ID with the same content is a duplicate, acknowledged unstored.
+	run := strconv.FormatInt(start.UnixNano()/1e6%1e8, 36)
 	var wg sync.WaitGroup
 	for i := range c {
 		wg.Go(func() {
@@ -200,7 +203,7 @@ func drive(ctx context.Context, addr string, c int, d time.Duration, down *downs
 			defer cl.Close()
 			buf := make([]byte, 0, 2048)
 			for n := 0; time.Now().Before(deadline); n++ {
-				buf = fmt.Appendf(buf[:0], adtTemplate, "B"+strconv.Itoa(i)+"-"+strconv.Itoa(n))
+				buf = fmt.Appendf(buf[:0], adtTemplate, "B"+run+"-"+strconv.Itoa(i)+"-"+strconv.Itoa(n))
 				t0 := time.Now()
 				if _, err := cl.Send(ctx, buf); err != nil {
 					failed.Add(1)
