@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mllpd/mllpd/internal/testpki"
 	"github.com/mllpd/mllpd/mllp"
 )
 
@@ -174,7 +175,7 @@ func noFraming(rng *rand.Rand, n int) []byte {
 // must stay bounded, and the refused input must be in the rejected log.
 func TestBadInput(t *testing.T) {
 	d := newDaemon(t, plainBin, "pas", "secure")
-	cert, key := writeSelfSigned(t, d.dir)
+	cert, key := testpki.New(t, "mllpd-e2e").Issue("mllpd")
 	d.writeConfig(fmt.Sprintf(`storage: {min_free_bytes: 1048576}
 listeners:
   - name: pas
