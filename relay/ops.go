@@ -465,7 +465,7 @@ type RejectedSummary struct {
 	Peer     string    `json:"peer,omitempty"`
 	Reason   string    `json:"reason"`
 	Size     int64     `json:"size"` // of the whole input
-	Hash     string    `json:"hash"` // sha256 of the whole input, hex
+	Hash     string    `json:"hash"` // sha256 of the bytes kept (all of them unless oversized), hex
 }
 
 // A RejectedList is one page of GET /api/v1/rejected (after, limit).
