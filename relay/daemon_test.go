@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -484,7 +483,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var _ = bytes.Equal
 
 // TestNoBodiesInLogs: message content reaches the log only with log.bodies.
 func TestNoBodiesInLogs(t *testing.T) {
