@@ -483,7 +483,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-
 // TestNoBodiesInLogs: message content reaches the log only with log.bodies.
 func TestNoBodiesInLogs(t *testing.T) {
 	for _, bodies := range []bool{false, true} {
