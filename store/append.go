@@ -142,7 +142,7 @@ func (s *Store) appendOp(msgs []Message) (o *op, res []AppendResult, size int, e
 		return nil, nil, 0, ErrLowDiskSpace
 	}
 	res = make([]AppendResult, len(msgs))
-	o = &op{}
+	o = &op{staged: true}
 	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, res) }
 	return o, res, size, nil
 }
@@ -166,7 +166,8 @@ func validateMessage(m *Message) error {
 }
 
 // appendMessages writes msgs and fills res. It is re-run from scratch if the
-// batch transaction is retried.
+// batch transaction is retried. Each message's index and queue entries are
+// staged (stage.go): they are carried by its record and written to idx later.
 func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 	tx := c.tx
 	mb, cb := tx.Bucket(bMsg), tx.Bucket(bIdx)
@@ -186,13 +187,13 @@ func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 		if m.ControlID != "" {
 			prefix = indexPrefix(m)
 			if dedupe {
-				if prevSeq, v := lastDeduped(cb, prefix); v != nil && recv.UnixNano() < int64(binary.BigEndian.Uint64(v[32:])) {
-					if bytes.Equal(v[:32], m.ContentHash[:]) {
-						res[i] = AppendResult{Seq: prevSeq, Duplicate: true}
+				if prev, ok := c.lastDeduped(cb, prefix); ok && recv.UnixNano() < prev.expiry {
+					if prev.hash == m.ContentHash {
+						res[i] = AppendResult{Seq: prev.seq, Duplicate: true}
 						continue
 					}
 					res[i].ReusedControlID = true
-					res[i].PreviousSeq = prevSeq
+					res[i].PreviousSeq = prev.seq
 				}
 			}
 		}
@@ -204,11 +205,7 @@ func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 
 		ids := qids[:0]
 		for _, t := range m.Targets {
-			id, err := c.enqueue(t.Destination, t.Route, seq)
-			if err != nil {
-				return err
-			}
-			ids = append(ids, id)
+			ids = append(ids, c.nextQueueID(t.Destination))
 		}
 		mm := *m
 		mm.Received = recv
@@ -216,32 +213,36 @@ func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 		if err := mb.Put(u64key(seq), buf); err != nil {
 			return err
 		}
-		if prefix != nil {
-			var expiry uint64
-			if dedupe {
-				expiry = uint64(recv.Add(m.DedupeWindow).UnixNano())
-			}
-			v := make([]byte, 0, 40)
-			v = append(v, m.ContentHash[:]...)
-			v = binary.BigEndian.AppendUint64(v, expiry)
-			if err := cb.Put(binary.BigEndian.AppendUint64(prefix, seq), v); err != nil {
-				return err
-			}
-		}
 		if err := c.indexTime(recv, seq); err != nil {
 			return err
 		}
+		c.stageMessage(prefix, seq, m, recv.Add(m.DedupeWindow).UnixNano())
 	}
 	return nil
+}
+
+// lastDeduped finds the newest entry of sender and control ID (prefix) that
+// was written with a dedupe window: staged first (newer), then in the index.
+func (c *txCtx) lastDeduped(cb *bolt.Bucket, prefix []byte) (dedupeEntry, bool) {
+	if e, ok := c.stagedDedupe(prefix); ok {
+		return e, true
+	}
+	seq, v := lastIndexedDedupe(cb, prefix)
+	if v == nil {
+		return dedupeEntry{}, false
+	}
+	e := dedupeEntry{seq: seq, expiry: int64(binary.BigEndian.Uint64(v[32:]))}
+	copy(e.hash[:], v[:32])
+	return e, true
 }
 
 // dedupeLookback bounds how many newer non-deduped entries (DedupeWindow 0) of
 // the same sender and control ID the dedupe lookup steps over.
 const dedupeLookback = 8
 
-// lastDeduped finds the newest index entry under prefix that was written with
-// a dedupe window, and returns its seq and value (content hash, expiry).
-func lastDeduped(cb *bolt.Bucket, prefix []byte) (uint64, []byte) {
+// lastIndexedDedupe finds the newest index entry under prefix that was written
+// with a dedupe window, and returns its seq and value (content hash, expiry).
+func lastIndexedDedupe(cb *bolt.Bucket, prefix []byte) (uint64, []byte) {
 	cur := cb.Cursor()
 	end := append(append(make([]byte, 0, len(prefix)+8), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	k, v := cur.Seek(end)

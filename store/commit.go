@@ -19,9 +19,12 @@ import (
 type op struct {
 	apply func(c *txCtx) error
 	err   error
-	broke bool        // apply failed a write; left out of the retried transaction
-	wake  chan bool   // sync ops: true = you lead the next batch; false = your batch is done
-	done  func(error) // async ops: called with the outcome by the committing goroutine
+	// staged: apply works with staged messages (stage.go) as they are; any
+	// other op runs after the batch has materialized them.
+	staged bool
+	broke  bool        // apply failed a write; left out of the retried transaction
+	wake   chan bool   // sync ops: true = you lead the next batch; false = your batch is done
+	done   func(error) // async ops: called with the outcome by the committing goroutine
 }
 
 // txCtx is the state of one batch transaction.
@@ -31,6 +34,14 @@ type txCtx struct {
 	now     int64                // unix nanoseconds at the start of the batch
 	lastSec int64                // last second in the time index; -1 = not loaded
 	queues  map[string]*queueRef // queues touched by the batch
+
+	// Staging (stage.go) of this transaction, folded into Store.stage once it commits.
+	indexed   uint64 // last seq with idx entries written
+	indexedOK bool   // indexed is loaded
+	cleared   bool   // materialized: Store.stage no longer applies
+	stN       int
+	stDedupe  map[string]dedupeEntry
+	stLast    map[string]uint64
 }
 
 // groupCommit is the leader/follower batching of writers. The first caller to
@@ -240,11 +251,23 @@ func (s *Store) tryBatch(batch []*op) (retry bool, err error) {
 			continue
 		}
 		o.err = nil // outcomes of an earlier, rolled-back try do not count
+		if !o.staged && c.staged() > 0 {
+			if err := c.materialize(); err != nil {
+				_ = tx.Rollback()
+				return false, fmt.Errorf("index staged messages: %w", err)
+			}
+		}
 		if err := safeApply(o, &c); err != nil {
 			_ = tx.Rollback()
 			o.err = fmt.Errorf("store: write: %w", err)
 			o.broke = true
 			return true, nil
+		}
+	}
+	if c.staged() > maxStaged {
+		if err := c.materialize(); err != nil {
+			_ = tx.Rollback()
+			return false, fmt.Errorf("index staged messages: %w", err)
 		}
 	}
 	if err := c.flush(); err != nil {
@@ -258,6 +281,7 @@ func (s *Store) tryBatch(batch []*op) (retry bool, err error) {
 	if err := tx.Commit(); err != nil {
 		return false, err
 	}
+	s.stage.commit(&c)
 	s.commits.Add(1)
 	s.committedOps.Add(uint64(len(batch)))
 	return false, nil

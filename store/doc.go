@@ -17,21 +17,27 @@
 //     transaction and one fsync pair; a lone writer waits for no timer. bbolt's
 //     db.Batch is not used (its timer delays every lone sender).
 //   - A message, its dedupe entry, its control-ID and time index entries and one
-//     queue entry per target are written in the same transaction. Dedupe is
-//     decided inside it, so two copies in one batch are caught.
+//     queue entry per target are committed in the same transaction. Dedupe is
+//     decided inside it, so two copies in one batch are caught. The dedupe,
+//     control-ID and queue entries are committed in the message's record and
+//     staged: written to the idx tree later, many messages at a time
+//     (stage.go); every reader merges the staged tail from its own read
+//     transaction, so what it sees is the same either way.
 //   - Sequence numbers and queue IDs come from bbolt bucket sequences: they
 //     increase, are never reused, and may skip a value after a failed commit.
 //   - Nothing in memory grows with queue depth or log size: queue positions and
 //     pending counts are kept in the file; in memory are only the batch being
-//     committed and a cached free-space figure.
+//     committed, the staged tail's dedupe keys and queue tails (at most
+//     maxStaged messages) and a cached free-space figure.
 //   - Values read from bbolt are copied before a transaction ends; the records
 //     returned by this package never alias the file.
 //   - A message leaves the log only through Prune, and only when every
 //     destination has it delivered or its dead letter purged.
 //
-// # Layout (schema version 1)
+// # Layout (schema version 2)
 //
-// Buckets: meta (schema version, rejected-log counters); msg (seq -> message:
+// Buckets: meta (schema version, rejected-log counters, "indexed": the last
+// seq whose idx entries are written; the records after it are staged); msg (seq -> message:
 // header summary, targets with their queue IDs, raw bytes, in a compact binary
 // encoding); idx, one B+tree for the control-ID index (which serves both
 // dedupe and queries: control ID, sending app and facility, seq -> content
@@ -43,9 +49,14 @@
 // message was never tried); dead (per destination a nested bucket of dead
 // letters); rejected (ID -> rejected input).
 //
-// An append writes the message, one index entry, one queue entry per target,
-// each touched queue's state once per batch (on the tail's leaf), and the time
-// index once a second: two B+trees besides the small time index.
+// An append writes the message record and the time index once a second: one
+// B+tree path, as little as the fsync can be asked to carry. The record holds
+// its index entry and queue entries (targets with their queue IDs); a batch
+// writes them into idx, with each touched queue's state once, when it holds a
+// write that needs them (a requeue, a mark of a staged entry, retention, ...)
+// or when more than maxStaged messages are staged; a read-write Open does it
+// for whatever the file holds staged. Version 1 files (no "indexed" key:
+// everything indexed) are upgraded by a read-write Open.
 // Buckets written in key order are packed full (FillPercent 0.95) rather than
 // split half-full. Dedupe is checked against the newest entry of the same
 // sender and control ID that had a dedupe window (stepping over at most 8

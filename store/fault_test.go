@@ -74,6 +74,14 @@ func TestCommitFailureNeverReportsSuccess(t *testing.T) {
 	if rec, err := s.Get(before[0].Seq); err != nil || rec.ControlID != "before" {
 		t.Errorf("message before the failures: %+v, %v", rec, err)
 	}
+	// The message committed (staged) before the failures is still deduped
+	// after the reopen, and its queue entry kept its place.
+	if res := mustAppend(t, s, msg("A", "B", "before", "p", Target{"epic", "r"})); !res[0].Duplicate || res[0].Seq != before[0].Seq {
+		t.Errorf("resend of the message before the failures = %+v, want duplicate of %d", res[0], before[0].Seq)
+	}
+	if len(q) == 2 && (q[0].Seq != before[0].Seq || q[1].Seq != after[0].Seq || q[0].ID >= q[1].ID) {
+		t.Errorf("queue = %+v, want before then after", q)
+	}
 	// A resend of a message whose commit failed is stored now, not taken for a duplicate.
 	res := mustAppend(t, s, msg("A", "B", "a", "p", Target{"epic", "r"}))
 	if res[0].Duplicate {

@@ -123,6 +123,7 @@ func deliveryKey(seq uint64, dest string) []byte {
 func (s *Store) Pending(dest string, afterID uint64, limit int) ([]QueueEntry, error) {
 	limit = pageLimit(limit)
 	var out []QueueEntry
+	var last QueueEntry
 	err := s.view(func(tx *bolt.Tx) error {
 		qc := newQueueCursor(tx.Bucket(bIdx), queuePrefix(dest), afterID+1)
 		for len(out) < limit {
@@ -136,24 +137,49 @@ func (s *Store) Pending(dest string, afterID uint64, limit int) ([]QueueEntry, e
 			}
 			out = append(out, e)
 		}
-		return nil
+		if len(out) == limit {
+			return nil
+		}
+		return stagedEntries(tx, dest, s.hints.from(dest, afterID), func(e QueueEntry) bool {
+			if e.ID > afterID {
+				out = append(out, e)
+				last = e
+			}
+			return len(out) < limit
+		})
 	})
+	if last.ID != 0 {
+		s.hints.set(dest, last.ID, last.Seq)
+	}
 	return out, err
 }
 
 // PendingCount returns how many entries wait in dest's queue and when the
-// oldest was queued (zero if none). It reads a persisted counter, not the queue.
+// oldest was queued (zero if none). It reads a persisted counter and the
+// staged tail (at most maxStaged messages), not the queue.
 func (s *Store) PendingCount(dest string) (n int, oldest time.Time, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bIdx)
-		count, _, _ := queueState(b, queuePrefix(dest))
-		n = int(count)
-		if e, ok := headEntry(b, dest); ok {
-			oldest = e.Enqueued
-		}
+		n, oldest = pendingCount(tx, dest)
 		return nil
 	})
 	return n, oldest, err
+}
+
+func pendingCount(tx *bolt.Tx, dest string) (n int, oldest time.Time) {
+	b := tx.Bucket(bIdx)
+	count, _, _ := queueState(b, queuePrefix(dest))
+	n = int(count)
+	if e, ok := headEntry(b, dest); ok {
+		oldest = e.Enqueued
+	}
+	_ = stagedEntries(tx, dest, 0, func(e QueueEntry) bool {
+		if n == 0 || oldest.IsZero() {
+			oldest = e.Enqueued
+		}
+		n++
+		return true
+	})
+	return n, oldest
 }
 
 // Record stores the outcome of a delivery attempt for queue entry id of dest.
@@ -193,15 +219,19 @@ func (s *Store) RecordAsync(ctx context.Context, dest string, id uint64, a Attem
 }
 
 func (s *Store) recordOp(dest string, id uint64, a Attempt) *op {
-	o := &op{}
+	o := &op{staged: true}
 	o.apply = func(c *txCtx) error {
-		q, err := c.queue(dest, false)
+		q, v, err := c.queueEntry(dest, id)
+		if err == nil && v == nil && c.staged() > 0 {
+			// Perhaps a staged entry (read by Pending from the staged tail):
+			// write the staged entries, then look again.
+			if err := c.materialize(); err != nil {
+				return err
+			}
+			q, v, err = c.queueEntry(dest, id)
+		}
 		if err != nil {
 			return err
-		}
-		var v []byte
-		if q != nil {
-			v = q.get(id)
 		}
 		if v == nil {
 			o.err = fmt.Errorf("store: record %q entry %d: %w", dest, id, ErrNotFound)
@@ -215,6 +245,15 @@ func (s *Store) recordOp(dest string, id uint64, a Attempt) *op {
 		return c.record(q, e, &a)
 	}
 	return o
+}
+
+// queueEntry returns dest's queue and the value of its entry id (nil if absent).
+func (c *txCtx) queueEntry(dest string, id uint64) (*queueRef, []byte, error) {
+	q, err := c.queue(dest, false)
+	if err != nil || q == nil {
+		return nil, nil, err
+	}
+	return q, q.get(id), nil
 }
 
 // record applies a to queue entry e (still in q).
@@ -465,7 +504,7 @@ func (s *Store) setBlocked(ctx context.Context, dest string, blocked bool, reaso
 	if !validName(dest) {
 		return fmt.Errorf("store: block: %w: destination name must be 1..%d bytes without NUL", ErrInvalid, maxNameLen)
 	}
-	o := &op{}
+	o := &op{staged: true}
 	o.apply = func(c *txCtx) error {
 		b := c.tx.Bucket(bDest)
 		st := decodeDestState(b.Get([]byte(dest)))
@@ -613,19 +652,23 @@ func (s *Store) Destinations() ([]DestinationState, error) {
 		return d
 	}
 	err := s.view(func(tx *bolt.Tx) error {
-		ib := tx.Bucket(bIdx)
 		if err := tx.Bucket(bDest).ForEach(func(k, v []byte) error {
 			st := decodeDestState(v)
 			d := get(k)
 			d.Blocked, d.BlockedAt, d.Reason = st.blocked, st.blockedAt, st.reason
-			count, _, _ := queueState(ib, queuePrefix(d.Name))
-			d.Pending = int(count)
-			if e, ok := headEntry(ib, d.Name); ok {
-				d.Oldest = e.Enqueued
-			}
 			return nil
 		}); err != nil {
 			return err
+		}
+		// A destination first queued by a staged message is not in bDest yet.
+		_ = stagedTail(tx, 0, func(_ uint64, r *msgRecord) bool {
+			for _, t := range r.Targets {
+				get([]byte(t.Destination))
+			}
+			return true
+		})
+		for _, d := range byName {
+			d.Pending, d.Oldest = pendingCount(tx, d.Name)
 		}
 		db := tx.Bucket(bDead)
 		return db.ForEachBucket(func(k []byte) error {

@@ -47,7 +47,7 @@ func (s *Store) AddRejected(ctx context.Context, r Rejected) (uint64, error) {
 		return 0, ErrLowDiskSpace
 	}
 	var id uint64
-	o := &op{}
+	o := &op{staged: true}
 	o.apply = func(c *txCtx) error {
 		b := c.tx.Bucket(bRejected)
 		b.FillPercent = appendFill

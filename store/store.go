@@ -16,8 +16,10 @@ import (
 )
 
 // SchemaVersion is the layout version this package reads and writes. It is kept
-// in the meta bucket; a file with another version is refused at Open.
-const SchemaVersion = 1
+// in the meta bucket; a file with another version is refused at Open, except
+// version 1, which a read-write Open upgrades in place (version 2 added the
+// staged tail, stage.go: a version 1 file has everything indexed).
+const SchemaVersion = 2
 
 // DefaultLockTimeout is how long Open waits for the file lock when
 // Options.LockTimeout is zero.
@@ -99,7 +101,9 @@ type Store struct {
 	space spaceGuard
 	fault faultState
 
-	broken bool // only the group-commit leader reads or writes it
+	broken bool       // only the group-commit leader reads or writes it
+	stage  stageState // the staged tail for writers; only the group-commit leader uses it
+	hints  pendingHints
 
 	reopens      atomic.Uint64 // reopens after failed commits since Open
 	commits      atomic.Uint64 // transactions committed since Open
@@ -195,6 +199,12 @@ func (s *Store) openDB() (db *bolt.DB, err error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if !s.opts.ReadOnly {
+		if err := s.materializeAll(db); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("store: open %s: %w", s.path, err)
+		}
+	}
 	return db, nil
 }
 
@@ -215,6 +225,7 @@ func (s *Store) boltOptions() *bolt.Options {
 }
 
 func (s *Store) initSchema(db *bolt.DB) error {
+	upgrade := false
 	check := func(tx *bolt.Tx) (found bool, err error) {
 		meta := tx.Bucket(bMeta)
 		if meta == nil {
@@ -229,7 +240,9 @@ func (s *Store) initSchema(db *bolt.DB) error {
 		if len(v) != 4 {
 			return false, fmt.Errorf("store: open %s: %w: missing schema version", s.path, ErrSchema)
 		}
-		if n := binary.BigEndian.Uint32(v); n != SchemaVersion {
+		n := binary.BigEndian.Uint32(v)
+		upgrade = n == 1
+		if n != SchemaVersion && !upgrade {
 			return false, fmt.Errorf("store: open %s: %w %d (this mllpd reads %d)", s.path, ErrSchema, n, SchemaVersion)
 		}
 		for _, b := range allBuckets {
@@ -250,13 +263,26 @@ func (s *Store) initSchema(db *bolt.DB) error {
 	}
 	return db.Update(func(tx *bolt.Tx) error {
 		found, err := check(tx)
-		if err != nil || found {
+		if err != nil {
 			return err
+		}
+		if found {
+			if !upgrade {
+				return nil
+			}
+			meta := tx.Bucket(bMeta)
+			if err := meta.Put(kIndexed, u64key(tx.Bucket(bMsg).Sequence())); err != nil {
+				return err
+			}
+			return meta.Put(kSchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
 		}
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucket(b); err != nil {
 				return fmt.Errorf("store: create bucket %q: %w", b, err)
 			}
+		}
+		if err := tx.Bucket(bMeta).Put(kIndexed, u64key(0)); err != nil {
+			return err
 		}
 		return tx.Bucket(bMeta).Put(kSchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
 	})

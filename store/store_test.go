@@ -209,30 +209,37 @@ func TestDedupe(t *testing.T) {
 		{"reuse then resend of the new content", []Message{base}, []Message{other, other},
 			[]AppendResult{{Seq: 2, ReusedControlID: true, PreviousSeq: 1}, {Seq: 2, Duplicate: true}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := openTest(t, Options{})
-			if len(tt.first) > 0 {
-				mustAppend(t, s, tt.first...)
-			}
-			got := mustAppend(t, s, tt.second...)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("second Append (-want +got):\n%s", diff)
-			}
-			n, _, err := s.PendingCount("epic")
-			if err != nil {
-				t.Fatal(err)
-			}
-			stored := len(tt.first)
-			for _, r := range got {
-				if !r.Duplicate {
-					stored++
+	// The first messages are looked up while staged (stage.go), and again
+	// after their index entries are written.
+	for _, mode := range []string{"staged", "indexed"} {
+		for _, tt := range tests {
+			t.Run(mode+"/"+tt.name, func(t *testing.T) {
+				s := openTest(t, Options{})
+				if len(tt.first) > 0 {
+					mustAppend(t, s, tt.first...)
 				}
-			}
-			if n != stored {
-				t.Errorf("epic queue holds %d, want %d (duplicates are not queued)", n, stored)
-			}
-		})
+				if mode == "indexed" {
+					materializeNow(t, s)
+				}
+				got := mustAppend(t, s, tt.second...)
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("second Append (-want +got):\n%s", diff)
+				}
+				n, _, err := s.PendingCount("epic")
+				if err != nil {
+					t.Fatal(err)
+				}
+				stored := len(tt.first)
+				for _, r := range got {
+					if !r.Duplicate {
+						stored++
+					}
+				}
+				if n != stored {
+					t.Errorf("epic queue holds %d, want %d (duplicates are not queued)", n, stored)
+				}
+			})
+		}
 	}
 }
 

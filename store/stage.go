@@ -1,0 +1,274 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/zap"
+)
+
+// The message log is the write-ahead form of the idx tree. An append writes
+// only the message record, which carries everything its index entry and queue
+// entries are made of (control ID, sender, content hash, dedupe window,
+// targets with their routes and queue IDs), and the time index. The records
+// after the meta key "indexed" are "staged": their idx entries are written
+// later, many messages at a time, by materialize. That keeps an append's
+// commit to one B+tree path, which is what a lone sender's ACK waits for (each
+// extra path is pages scattered over the file that the fsync must reach), and
+// turns the index's scattered inserts into one sorted pass.
+//
+// Nothing is weaker for it: the record and its staged entries commit in the
+// same transaction, and whatever reads idx merges the staged tail from the
+// same read transaction (stagedTail). Writers find the tail's dedupe keys and
+// queue positions in Store.stage, a mirror of the committed tail that Open and
+// every reopen start empty by materializing what the file holds.
+
+// maxStaged bounds the staged tail: the batch that takes it past this many
+// messages materializes it. It bounds Store.stage's memory and the records a
+// reader merges.
+const maxStaged = 1024
+
+// kIndexed is the meta key of the last seq whose idx entries are written.
+var kIndexed = []byte("indexed")
+
+// stageState mirrors the committed staged tail for writers. Only the leader
+// of the group commit touches it.
+type stageState struct {
+	n      int                    // staged messages
+	dedupe map[string]dedupeEntry // index prefix -> newest staged entry with a dedupe window
+	last   map[string]uint64      // destination -> last queue ID given to a staged entry
+}
+
+type dedupeEntry struct {
+	seq    uint64
+	hash   [32]byte
+	expiry int64 // unix nanoseconds
+}
+
+func (st *stageState) reset() { *st = stageState{} }
+
+// commit folds a committed transaction's staging into st.
+func (st *stageState) commit(c *txCtx) {
+	if c.cleared {
+		st.reset()
+	}
+	if c.stN == 0 {
+		return
+	}
+	st.n += c.stN
+	if st.dedupe == nil {
+		st.dedupe = make(map[string]dedupeEntry, len(c.stDedupe))
+	}
+	for k, e := range c.stDedupe {
+		st.dedupe[k] = e
+	}
+	if st.last == nil {
+		st.last = make(map[string]uint64, len(c.stLast))
+	}
+	for d, id := range c.stLast {
+		st.last[d] = id
+	}
+}
+
+// staged is how many messages wait to be materialized as of this transaction.
+func (c *txCtx) staged() int {
+	if c.cleared {
+		return c.stN
+	}
+	return c.s.stage.n + c.stN
+}
+
+// stagedDedupe returns the newest staged entry under prefix that had a dedupe window.
+func (c *txCtx) stagedDedupe(prefix []byte) (dedupeEntry, bool) {
+	if e, ok := c.stDedupe[string(prefix)]; ok {
+		return e, true
+	}
+	if !c.cleared {
+		e, ok := c.s.stage.dedupe[string(prefix)]
+		return e, ok
+	}
+	return dedupeEntry{}, false
+}
+
+// nextQueueID gives a staged entry for dest the next ID of dest's queue.
+func (c *txCtx) nextQueueID(dest string) uint64 {
+	last, ok := c.stLast[dest]
+	if !ok && !c.cleared {
+		last, ok = c.s.stage.last[dest]
+	}
+	if !ok {
+		if q := c.queues[dest]; q != nil {
+			last = q.last
+		} else {
+			_, last, _ = queueState(c.tx.Bucket(bIdx), queuePrefix(dest))
+		}
+	}
+	last++
+	if c.stLast == nil {
+		c.stLast = make(map[string]uint64, 4)
+	}
+	c.stLast[dest] = last
+	return last
+}
+
+// stageMessage notes an appended message for the writers of this transaction.
+func (c *txCtx) stageMessage(prefix []byte, seq uint64, m *Message, expiry int64) {
+	c.stN++
+	if prefix != nil && m.DedupeWindow > 0 {
+		if c.stDedupe == nil {
+			c.stDedupe = make(map[string]dedupeEntry, 8)
+		}
+		c.stDedupe[string(prefix)] = dedupeEntry{seq: seq, hash: m.ContentHash, expiry: expiry}
+	}
+}
+
+// indexedSeq returns the last seq whose idx entries are written.
+func (c *txCtx) indexedSeq() uint64 {
+	if !c.indexedOK {
+		c.indexed = indexedSeq(c.tx)
+		c.indexedOK = true
+	}
+	return c.indexed
+}
+
+func indexedSeq(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bMeta).Get(kIndexed); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return tx.Bucket(bMsg).Sequence()
+}
+
+// materialize writes the idx entries of every staged message: its control-ID
+// index entry and one queue entry per target, and the queues' states. After
+// it, this transaction has nothing staged.
+func (c *txCtx) materialize() error {
+	mb := c.tx.Bucket(bMsg)
+	from, last := c.indexedSeq(), mb.Sequence()
+	c.cleared, c.stN, c.stDedupe, c.stLast = true, 0, nil, nil
+	if last <= from {
+		return nil
+	}
+	ib := c.tx.Bucket(bIdx)
+	cur := mb.Cursor()
+	for k, v := cur.Seek(u64key(from + 1)); k != nil; k, v = cur.Next() {
+		seq := keyU64(k)
+		r, err := decodeMessage(v, false)
+		if err != nil {
+			// Nothing can be delivered or deduped from a record that does not
+			// decode; the others must not wait for it.
+			c.s.log.Error("store: staged message does not decode; left out of the index",
+				zap.Uint64("seq", seq), zap.Error(err))
+			continue
+		}
+		if r.ControlID != "" {
+			var expiry uint64
+			if r.DedupeWindow > 0 {
+				expiry = uint64(r.Received.Add(r.DedupeWindow).UnixNano())
+			}
+			v := make([]byte, 0, 40)
+			v = append(v, r.ContentHash[:]...)
+			v = binary.BigEndian.AppendUint64(v, expiry)
+			if err := ib.Put(binary.BigEndian.AppendUint64(indexPrefix(&r.Message), seq), v); err != nil {
+				return err
+			}
+		}
+		for i, t := range r.Targets {
+			q, err := c.queue(t.Destination, true)
+			if err != nil {
+				return err
+			}
+			id := r.queueIDs[i]
+			if err := q.b.Put(withID(q.prefix, id), encodeQueueEntry(seq, r.Received.UnixNano(), t.Route)); err != nil {
+				return err
+			}
+			q.count++
+			q.last = max(q.last, id)
+			q.dirty = true
+		}
+	}
+	c.indexed = last
+	return c.tx.Bucket(bMeta).Put(kIndexed, u64key(last))
+}
+
+// materializeAll writes the idx entries of whatever the file holds staged, in
+// a transaction of its own: at Open and after a reopen, so that Store.stage
+// can start empty.
+func (s *Store) materializeAll(db *bolt.DB) error {
+	err := db.Update(func(tx *bolt.Tx) error {
+		if indexedSeq(tx) == tx.Bucket(bMsg).Sequence() {
+			return nil
+		}
+		c := txCtx{tx: tx, s: s, now: s.now().UnixNano(), lastSec: -1}
+		if err := c.materialize(); err != nil {
+			return err
+		}
+		return c.flush()
+	})
+	if err != nil {
+		return fmt.Errorf("store: index staged messages: %w", err)
+	}
+	s.stage.reset()
+	return nil
+}
+
+// stagedTail calls fn for each staged message with seq ≥ from, in seq order,
+// with its header decoded (no Raw), until fn returns false.
+func stagedTail(tx *bolt.Tx, from uint64, fn func(seq uint64, r *msgRecord) bool) error {
+	from = max(from, indexedSeq(tx)+1)
+	cur := tx.Bucket(bMsg).Cursor()
+	for k, v := cur.Seek(u64key(from)); k != nil; k, v = cur.Next() {
+		seq := keyU64(k)
+		r, err := decodeMessage(v, false)
+		if err != nil {
+			continue // materialize leaves it out too
+		}
+		if !fn(seq, &r) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// stagedEntries calls fn for each staged queue entry of dest, in queue order.
+func stagedEntries(tx *bolt.Tx, dest string, fromSeq uint64, fn func(e QueueEntry) bool) error {
+	return stagedTail(tx, fromSeq, func(seq uint64, r *msgRecord) bool {
+		for i, t := range r.Targets {
+			if t.Destination == dest {
+				e := QueueEntry{Destination: dest, ID: r.queueIDs[i], Seq: seq, Route: t.Route, Enqueued: time.Unix(0, r.Received.UnixNano())}
+				if !fn(e) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// pendingHints remembers, per destination, the staged entry a Pending call
+// ended on, so that the next call (a worker reading on after it) does not
+// decode the staged tail from its start again.
+type pendingHints struct {
+	mu sync.Mutex
+	m  map[string][2]uint64 // dest -> queue ID, seq
+}
+
+func (h *pendingHints) from(dest string, afterID uint64) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if v, ok := h.m[dest]; ok && v[0] == afterID {
+		return v[1] + 1
+	}
+	return 0
+}
+
+func (h *pendingHints) set(dest string, id, seq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = make(map[string][2]uint64)
+	}
+	h.m[dest] = [2]uint64{id, seq}
+}

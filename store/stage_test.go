@@ -1,0 +1,283 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	bolt "go.etcd.io/bbolt"
+)
+
+// materializeNow commits an op that is not staged, which makes its batch write
+// the idx entries of every staged message.
+func materializeNow(t testing.TB, s *Store) {
+	t.Helper()
+	if err := s.run(context.Background(), func(*txCtx) error { return nil }); err != nil {
+		t.Fatalf("materialize: %v", err)
+	}
+}
+
+// fileState reads what the file holds: the indexed mark, the last seq, and
+// how many control-ID and queue entries idx has.
+type fileState struct {
+	Indexed, Last   uint64
+	CtrlN, QueueN   int
+	QueueCount      uint64 // epic's persisted pending count
+	EpicInDestTable bool
+}
+
+func readFileState(t testing.TB, s *Store) fileState {
+	t.Helper()
+	var st fileState
+	err := s.view(func(tx *bolt.Tx) error {
+		st.Indexed = indexedSeq(tx)
+		st.Last = tx.Bucket(bMsg).Sequence()
+		ib := tx.Bucket(bIdx)
+		_ = ib.ForEach(func(k, _ []byte) error {
+			switch {
+			case k[0] == tagCtrl:
+				st.CtrlN++
+			case k[0] == tagQueue && string(k[len(k)-8:]) != string(stateSuffix):
+				st.QueueN++
+			}
+			return nil
+		})
+		st.QueueCount, _, _ = queueState(ib, queuePrefix("epic"))
+		st.EpicInDestTable = tx.Bucket(bDest).Get([]byte("epic")) != nil
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// readerView is everything the read API says about the epic queue and c1..cN.
+type readerView struct {
+	Pending      []QueueEntry
+	Count        int
+	Oldest       time.Time
+	Destinations []DestinationState
+	ByControlID  []uint64
+}
+
+func readView(t testing.TB, s *Store) readerView {
+	t.Helper()
+	var v readerView
+	var err error
+	if v.Pending, err = s.Pending("epic", 0, MaxPageSize); err != nil {
+		t.Fatal(err)
+	}
+	if v.Count, v.Oldest, err = s.PendingCount("epic"); err != nil {
+		t.Fatal(err)
+	}
+	if v.Destinations, err = s.Destinations(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ctrl := range []string{"c1", "c2", "c3"} {
+		p, err := s.Search(Filter{ControlID: ctrl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range p.Records {
+			v.ByControlID = append(v.ByControlID, r.Seq)
+		}
+	}
+	return v
+}
+
+// TestStagedAppendWritesOnlyTheLog: an append writes the record, not idx;
+// readers see the same queue, counts and control IDs before and after the
+// staged entries are materialized.
+func TestStagedAppendWritesOnlyTheLog(t *testing.T) {
+	clock := newClock()
+	s := openTest(t, Options{Now: clock.Now})
+	m1 := msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"})
+	m2 := msg("LAB", "HOSP", "c2", "p2", Target{"lis", "all"}, Target{"epic", "adt"})
+	m3 := msg("LAB", "HOSP", "c3", "p3")
+	m2.Received = m1.Received.Add(time.Second)
+	mustAppend(t, s, m1)
+	mustAppend(t, s, m2, m3)
+
+	if got, want := readFileState(t, s), (fileState{Indexed: 0, Last: 3}); got != want {
+		t.Errorf("file after appends = %+v, want %+v (nothing in idx yet)", got, want)
+	}
+	staged := readView(t, s)
+	want := readerView{
+		Pending: []QueueEntry{
+			{Destination: "epic", ID: 1, Seq: 1, Route: "adt", Enqueued: m1.Received},
+			{Destination: "epic", ID: 2, Seq: 2, Route: "adt", Enqueued: m2.Received},
+		},
+		Count:  2,
+		Oldest: m1.Received,
+		Destinations: []DestinationState{
+			{Name: "epic", Pending: 2, Oldest: m1.Received},
+			{Name: "lis", Pending: 1, Oldest: m2.Received},
+		},
+		ByControlID: []uint64{1, 2, 3},
+	}
+	if diff := cmp.Diff(want, staged, cmpopts.EquateApproxTime(0)); diff != "" {
+		t.Errorf("readers while staged (-want +got):\n%s", diff)
+	}
+
+	materializeNow(t, s)
+	if got, want := readFileState(t, s), (fileState{Indexed: 3, Last: 3, CtrlN: 3, QueueN: 3, QueueCount: 2, EpicInDestTable: true}); got != want {
+		t.Errorf("file after materializing = %+v, want %+v", got, want)
+	}
+	if diff := cmp.Diff(staged, readView(t, s), cmpopts.EquateApproxTime(0)); diff != "" {
+		t.Errorf("readers after materializing differ from staged (-staged +indexed):\n%s", diff)
+	}
+	// Queue IDs go on from the staged ones.
+	mustAppend(t, s, msg("LAB", "HOSP", "c4", "p4", Target{"epic", "adt"}))
+	p, err := s.Pending("epic", 2, 10)
+	if err != nil || len(p) != 1 || p[0].ID != 3 || p[0].Seq != 4 {
+		t.Errorf("Pending after 2 = %+v, %v; want ID 3 seq 4", p, err)
+	}
+}
+
+// TestStagedTailIsBounded: however many appends come without another write,
+// at most maxStaged messages stay staged.
+func TestStagedTailIsBounded(t *testing.T) {
+	s := openTest(t, Options{})
+	const n = maxStaged + 300
+	for i := 0; i < n; i += 100 {
+		var batch []Message
+		for j := i; j < min(i+100, n); j++ {
+			batch = append(batch, msg("LAB", "HOSP", fmt.Sprintf("c%d", j), "p", Target{"epic", "adt"}))
+		}
+		mustAppend(t, s, batch...)
+		if st := readFileState(t, s); st.Last-st.Indexed > maxStaged {
+			t.Fatalf("after %d messages: %d staged, want at most %d", st.Last, st.Last-st.Indexed, maxStaged)
+		}
+	}
+	if c, _, _ := s.PendingCount("epic"); c != n {
+		t.Errorf("PendingCount = %d, want %d", c, n)
+	}
+	all, err := s.Pending("epic", 0, MaxPageSize)
+	if err != nil || len(all) != n {
+		t.Fatalf("Pending = %d entries, %v; want %d", len(all), err, n)
+	}
+	for i, e := range all {
+		if e.ID != uint64(i+1) || e.Seq != uint64(i+1) {
+			t.Fatalf("entry %d = ID %d seq %d, want %d %d (order kept across materializing)", i, e.ID, e.Seq, i+1, i+1)
+		}
+	}
+}
+
+// TestStagedTailAfterStop: a file left with a staged tail (a crash, or any
+// Close) reads the same read-only, and a read-write Open indexes the tail
+// before the first write, so dedupe and queue IDs go on right.
+func TestStagedTailAfterStop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mllpd.db")
+	s := openTest(t, Options{Path: path})
+	m1 := msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"})
+	mustAppend(t, s, m1, msg("LAB", "HOSP", "c2", "p2", Target{"epic", "adt"}))
+	before := readView(t, s)
+	closeChecked(t, s)
+
+	ro := openTest(t, Options{Path: path, ReadOnly: true})
+	if st := readFileState(t, ro); st.Indexed != 0 || st.Last != 2 {
+		t.Fatalf("file after Close = %+v, want a staged tail of 2", st)
+	}
+	if diff := cmp.Diff(before, readView(t, ro), cmpopts.EquateApproxTime(0)); diff != "" {
+		t.Errorf("read-only view of the staged tail (-before +read-only):\n%s", diff)
+	}
+	closeChecked(t, ro)
+
+	s = openTest(t, Options{Path: path})
+	if st := readFileState(t, s); st.Indexed != 2 || st.CtrlN != 2 || st.QueueN != 2 || st.QueueCount != 2 {
+		t.Errorf("file after read-write Open = %+v, want the tail indexed", st)
+	}
+	res := mustAppend(t, s, m1, msg("LAB", "HOSP", "c3", "p3", Target{"epic", "adt"}))
+	if !res[0].Duplicate || res[0].Seq != 1 {
+		t.Errorf("resend after restart = %+v, want duplicate of 1", res[0])
+	}
+	p, err := s.Pending("epic", 2, 10)
+	if err != nil || len(p) != 1 || p[0].ID != 3 || p[0].Seq != 3 {
+		t.Errorf("Pending after 2 = %+v, %v; want ID 3 seq 3", p, err)
+	}
+}
+
+// TestRecordStagedEntry: an entry read from the staged tail can be marked
+// delivered or dead-lettered, alone or in a batch with appends.
+func TestRecordStagedEntry(t *testing.T) {
+	s := openTest(t, Options{})
+	mustAppend(t, s, msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"}), msg("LAB", "HOSP", "c2", "p2", Target{"epic", "adt"}))
+	p, err := s.Pending("epic", 0, 10)
+	if err != nil || len(p) != 2 {
+		t.Fatalf("Pending = %+v, %v", p, err)
+	}
+	ctx := context.Background()
+	done := make(chan error, 2)
+	s.RecordAsync(ctx, "epic", p[0].ID, Attempt{Outcome: Delivered, AckCode: "AA"}, func(err error) { done <- err })
+	s.AppendAsync(ctx, []Message{msg("LAB", "HOSP", "c3", "p3", Target{"epic", "adt"})}, func(_ []AppendResult, err error) { done <- err })
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Record(ctx, "epic", p[1].ID, Attempt{Outcome: DeadLettered, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := s.Pending("epic", 0, 10)
+	if err != nil || len(rest) != 1 || rest[0].Seq != 3 || rest[0].ID != 3 {
+		t.Errorf("Pending after marks = %+v, %v; want only seq 3 (ID 3)", rest, err)
+	}
+	if n, _, _ := s.PendingCount("epic"); n != 1 {
+		t.Errorf("PendingCount = %d, want 1", n)
+	}
+	if err := s.Record(ctx, "epic", 99, Attempt{Outcome: Delivered}); err == nil {
+		t.Error("Record of an unknown entry succeeded")
+	}
+	rec, err := s.Get(1)
+	if err != nil || len(rec.Deliveries) != 1 || rec.Deliveries[0].State != StateDelivered {
+		t.Errorf("message 1 deliveries = %+v, %v; want delivered", rec.Deliveries, err)
+	}
+}
+
+// TestSchemaUpgradeFromV1: a version 1 file (everything indexed, no indexed
+// mark) opens read-only as is and is upgraded by a read-write Open.
+func TestSchemaUpgradeFromV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mllpd.db")
+	s := openTest(t, Options{Path: path})
+	mustAppend(t, s, msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"}))
+	materializeNow(t, s)
+	closeChecked(t, s)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if err := meta.Delete(kIndexed); err != nil {
+			return err
+		}
+		return meta.Put(kSchema, binary.BigEndian.AppendUint32(nil, 1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	ro := openTest(t, Options{Path: path, ReadOnly: true})
+	if p, err := ro.Pending("epic", 0, 10); err != nil || len(p) != 1 {
+		t.Errorf("read-only Pending of a v1 file = %+v, %v", p, err)
+	}
+	closeChecked(t, ro)
+	s = openTest(t, Options{Path: path})
+	var version uint32
+	_ = s.view(func(tx *bolt.Tx) error {
+		version = binary.BigEndian.Uint32(tx.Bucket(bMeta).Get(kSchema))
+		return nil
+	})
+	if st := readFileState(t, s); version != SchemaVersion || st.Indexed != 1 || st.QueueN != 1 {
+		t.Errorf("after upgrade: version %d, file %+v; want version %d, indexed 1", version, st, SchemaVersion)
+	}
+	if res := mustAppend(t, s, msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"})); !res[0].Duplicate {
+		t.Errorf("resend after upgrade = %+v, want duplicate", res[0])
+	}
+}
