@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,9 +23,11 @@ const recorderDepth = 1024
 // queue order, and only the worker calls submit: records are committed in
 // attempt order, so a crash re-sends at most a suffix of the queue, in order.
 //
-// Outcomes come back on the committing goroutine; they are handed over to
-// the recorder's own goroutine (the store's callback must not block), which
-// logs failures, reports events and wakes waiters.
+// Outcomes come back on the committing goroutine. A plain success with no
+// event to report is settled there (it only frees its slot: nothing that
+// blocks); anything else is handed over to the recorder's own goroutine (the
+// store's callback must not block), which logs failures, reports events and
+// wakes waiters.
 type recorder struct {
 	st      QueueStore
 	dest    string
@@ -33,6 +36,10 @@ type recorder struct {
 	slots   chan struct{} // one per uncommitted record: done never blocks
 	comp    chan completion
 	pending sync.WaitGroup // submitted, not yet completed
+	open    atomic.Int64   // the same count, to tell when it reaches 0
+	// settled receives (coalesced) when every record submitted so far is
+	// committed: an idle worker then refreshes its gauges.
+	settled chan struct{}
 	done    chan struct{}
 }
 
@@ -51,7 +58,8 @@ type completion struct {
 
 func newRecorder(st QueueStore, dest string, log *zap.Logger, onEvent func(Event)) *recorder {
 	r := &recorder{st: st, dest: dest, log: log, onEvent: onEvent,
-		slots: make(chan struct{}, recorderDepth), comp: make(chan completion, recorderDepth), done: make(chan struct{})}
+		slots: make(chan struct{}, recorderDepth), comp: make(chan completion, recorderDepth),
+		settled: make(chan struct{}, 1), done: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -63,9 +71,20 @@ func (r *recorder) run() {
 			continue // still pending: its slot stays held
 		}
 		r.complete(c)
-		<-r.slots
-		r.pending.Done()
+		r.release()
 	}
+}
+
+// release frees a completed record's slot. It never blocks.
+func (r *recorder) release() {
+	<-r.slots
+	if r.open.Add(-1) == 0 {
+		select {
+		case r.settled <- struct{}{}:
+		default:
+		}
+	}
+	r.pending.Done()
 }
 
 // retry resubmits a record whose commit failed (a disk error, not a refusal
@@ -128,10 +147,15 @@ func (r *recorder) complete(c completion) {
 func (r *recorder) submit(e store.QueueEntry, a store.Attempt, kind string, result chan<- error) {
 	r.slots <- struct{}{}
 	r.pending.Add(1)
+	r.open.Add(1)
 	req := recordReq{e: e, a: a, kind: kind, result: result}
 	// Background: once an attempt happened its record is written, also
 	// during shutdown (the store closes after the workers).
 	r.st.RecordAsync(context.Background(), r.dest, e.ID, a, func(err error) {
+		if err == nil && result == nil && r.onEvent == nil {
+			r.release() // nothing to log, report or wake: no hand-over
+			return
+		}
 		r.comp <- completion{recordReq: req, err: err} // never blocks: a slot is held
 	})
 }

@@ -7,9 +7,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/mllpd/mllpd/hl7"
 	"github.com/mllpd/mllpd/hl7map"
 	"github.com/mllpd/mllpd/relay/internal/transport"
 	"github.com/mllpd/mllpd/store"
@@ -63,6 +63,11 @@ const (
 	batchSize = 256
 	// gaugeInterval is how often queue_depth and the oldest age are read.
 	gaugeInterval = time.Second
+	// prefetchDepth and prefetchBytes bound how far ahead of the entry in
+	// flight entries are loaded and mapped: jobs, and raw bytes (beyond
+	// the last job made, so that one larger message still goes through).
+	prefetchDepth = 16
+	prefetchBytes = 1 << 20
 )
 
 // Retry is the backoff of retriable failures: Initial doubling up to Max,
@@ -139,6 +144,10 @@ type Worker struct {
 	wake   chan struct{}
 	rec    *recorder
 	nextGa time.Time // next gauge refresh
+
+	// This destination's series of the per-message metrics, looked up once.
+	delivered  prometheus.Counter
+	attemptDur prometheus.Observer
 }
 
 // NewWorker checks cfg and returns its worker.
@@ -188,11 +197,13 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	return &Worker{
-		cfg:  cfg,
-		cls:  cls,
-		log:  cfg.Logger.With(zap.String("destination", cfg.Name)),
-		m:    cfg.Metrics,
-		wake: make(chan struct{}, 1),
+		cfg:        cfg,
+		cls:        cls,
+		log:        cfg.Logger.With(zap.String("destination", cfg.Name)),
+		m:          cfg.Metrics,
+		wake:       make(chan struct{}, 1),
+		delivered:  cfg.Metrics.delivered.WithLabelValues(cfg.Name),
+		attemptDur: cfg.Metrics.attemptDur.WithLabelValues(cfg.Name),
 	}, nil
 }
 
@@ -249,20 +260,47 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		if len(entries) == 0 {
-			w.rec.flush() // the gauges then count what is really left
+			// Idle. The records still uncommitted are not waited for (one
+			// fsync per caught-up message would throttle a worker that keeps
+			// up); wait refreshes the gauges when they are committed.
 			w.updateGauges(true)
 			w.wait(ctx, w.cfg.Poll, true)
 			continue
 		}
-		for _, e := range entries {
-			if !w.deliver(ctx, e) {
-				break // held (blocked, store trouble) or stopping: read the head again
-			}
-			after = e.ID
-			w.updateGauges(false)
+		if last, ok := w.deliverBatch(ctx, entries); ok {
+			after = last
 		}
 	}
 	return nil
+}
+
+// deliverBatch delivers entries in order until one is held (blocked, store
+// trouble, stopping). It returns the ID of the last entry settled, ok=false
+// if none was. The entries after the one in flight are loaded and mapped
+// meanwhile (prefetch), so the next send follows the previous ACK at once.
+func (w *Worker) deliverBatch(ctx context.Context, entries []store.QueueEntry) (last uint64, ok bool) {
+	// The first entry is prepared here: a worker that keeps up reads one
+	// entry at a time and needs no second goroutine.
+	first := w.prepare(entries[0])
+	var pf *prefetcher
+	if len(entries) > 1 {
+		pf = w.startPrefetch(ctx, entries[1:])
+		defer pf.stop()
+	}
+	for i := range entries {
+		j := first
+		if i > 0 {
+			if j = pf.next(); j == nil {
+				return last, ok // ctx ended
+			}
+		}
+		if !w.deliver(ctx, j) {
+			return last, ok // held: the caller reads the queue again from last
+		}
+		last, ok = j.e.ID, true
+		w.updateGauges(false)
+	}
+	return last, ok
 }
 
 // wait returns after d, when ctx ends (false) or, if wakeable, on Notify.
@@ -287,6 +325,8 @@ func (w *Worker) wait(ctx context.Context, d time.Duration, wakeable bool) bool 
 			return true
 		case <-tick.C:
 			w.updateGauges(true)
+		case <-w.rec.settled:
+			w.updateGauges(true) // the store now counts what was delivered
 		}
 	}
 }
@@ -312,40 +352,36 @@ func (w *Worker) updateGauges(force bool) {
 // deliver handles one entry until it is settled (true: delivered or
 // dead-lettered, left the queue) or held (false: blocked, ctx ended, the
 // store failed).
-func (w *Worker) deliver(ctx context.Context, e store.QueueEntry) bool {
-	log := w.log.With(zap.Uint64("seq", e.Seq), zap.Uint64("queue_id", e.ID))
-	rec, err := w.cfg.Store.Get(e.Seq)
+func (w *Worker) deliver(ctx context.Context, j *job) bool {
+	e, rec := j.e, &j.rec
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return w.deadLetter(ctx, log, e, store.Attempt{}, KindMissing, ReasonMessageMissing)
-	case err != nil:
-		log.Error("reading message", zap.Error(err))
+	case errors.Is(j.err, store.ErrNotFound):
+		return w.deadLetter(ctx, w.entryLog(e, nil), e, store.Attempt{}, KindMissing, ReasonMessageMissing)
+	case j.err != nil:
+		w.entryLog(e, nil).Error("reading message", zap.Error(j.err))
 		w.wait(ctx, w.cfg.Poll, false)
 		return false
-	}
-	log = log.With(zap.String("control_id", rec.ControlID), zap.String("type", rec.Type+"^"+rec.Event))
-	parsed, err := hl7.ParseWithOptions(rec.Raw, hl7.Options{CharsetFallback: rec.Charset})
-	if err != nil {
-		return w.permanent(ctx, log, e, store.Attempt{Err: err.Error()}, KindMapping, "stored message does not parse")
+	case j.parseErr != nil:
+		return w.permanent(ctx, w.entryLog(e, rec), e, store.Attempt{Err: j.parseErr.Error()}, KindMapping, "stored message does not parse")
 	}
 
-	var (
-		mp       *hl7map.Mapping
-		body     []byte
-		attempts int
-	)
+	// The body prepared ahead is used only while the route still has the
+	// mapping it was made with.
+	mp, mapped, body, mapErr := j.mp, j.mapped, j.body, j.mapErr
+	attempts := 0
 	for {
 		// The mapping is looked up before every attempt: a reload may have
-		// changed or removed the route while this entry was retried.
+		// changed or removed the route while this entry waited or was retried.
 		cur, ok := w.cfg.Mapper(e.Route)
 		if !ok {
-			return w.deadLetter(ctx, log, e, store.Attempt{}, KindRouteRemoved, ReasonRouteRemoved)
+			return w.deadLetter(ctx, w.entryLog(e, rec), e, store.Attempt{}, KindRouteRemoved, ReasonRouteRemoved)
 		}
-		if body == nil || cur != mp {
-			mp = cur
-			if body, err = hl7map.Outbound(parsed, mp, w.cfg.OutboundKeepAck); err != nil {
-				return w.permanent(ctx, log, e, store.Attempt{Err: err.Error()}, KindMapping, "mapping failed")
-			}
+		if !mapped || cur != mp {
+			mp, mapped = cur, true
+			body, mapErr = hl7map.Outbound(j.parsed, mp, w.cfg.OutboundKeepAck)
+		}
+		if mapErr != nil {
+			return w.permanent(ctx, w.entryLog(e, rec), e, store.Attempt{Err: mapErr.Error()}, KindMapping, "mapping failed")
 		}
 
 		start := w.cfg.Now()
@@ -353,7 +389,7 @@ func (w *Worker) deliver(ctx context.Context, e store.QueueEntry) bool {
 		if err != nil && ctx.Err() != nil {
 			return false // cut by shutdown: not the downstream's failure; sent again next run
 		}
-		w.m.attemptDur.WithLabelValues(w.cfg.Name).Observe(w.cfg.Now().Sub(start).Seconds())
+		w.attemptDur.Observe(w.cfg.Now().Sub(start).Seconds())
 		attempts++
 		class, kind := w.cls.Classify(res, err)
 		a := store.Attempt{
@@ -365,10 +401,13 @@ func (w *Worker) deliver(ctx context.Context, e store.QueueEntry) bool {
 			a.Outcome = store.Delivered
 			a.Err = ""
 			w.rec.submit(e, a, kind, nil) // group-committed behind the next sends
-			w.m.delivered.WithLabelValues(w.cfg.Name).Inc()
-			log.Debug("delivered", zap.Int("attempts", attempts), zap.String("ack", res.AckCode), zap.Int("http_status", res.HTTPStatus))
+			w.delivered.Inc()
+			if ce := w.log.Check(zap.DebugLevel, "delivered"); ce != nil {
+				ce.Write(append(entryFields(e, rec), zap.Int("attempts", attempts), zap.String("ack", res.AckCode), zap.Int("http_status", res.HTTPStatus))...)
+			}
 			return true
 		case Retriable:
+			log := w.entryLog(e, rec)
 			if n := w.cfg.Retry.MaxAttempts; n > 0 && attempts >= n {
 				// The last attempt counts as permanent, not also as retriable.
 				return w.permanent(ctx, log, e, a, kind, fmt.Sprintf("%d attempts failed, last: %s", attempts, a.Err))
@@ -389,13 +428,30 @@ func (w *Worker) deliver(ctx context.Context, e store.QueueEntry) bool {
 			}
 		case Permanent:
 			w.m.setLastError(w.cfg.Name, kind)
-			return w.permanent(ctx, log, e, a, kind, a.Err)
+			return w.permanent(ctx, w.entryLog(e, rec), e, a, kind, a.Err)
 		case Block:
 			w.m.setLastError(w.cfg.Name, kind)
 			w.m.failed.WithLabelValues(w.cfg.Name, Block.String()).Inc()
-			return w.block(ctx, log, e, a, kind, a.Err)
+			return w.block(ctx, w.entryLog(e, rec), e, a, kind, a.Err)
 		}
 	}
+}
+
+// entryFields identify an entry in logs: sequence number, queue ID and, once
+// the record is loaded, control ID and type (never content).
+func entryFields(e store.QueueEntry, rec *store.Record) []zap.Field {
+	f := make([]zap.Field, 0, 8)
+	f = append(f, zap.Uint64("seq", e.Seq), zap.Uint64("queue_id", e.ID))
+	if rec != nil {
+		f = append(f, zap.String("control_id", rec.ControlID), zap.String("type", rec.Type+"^"+rec.Event))
+	}
+	return f
+}
+
+// entryLog is the worker's logger with entryFields: built only for the
+// lines of failures, not for every delivered message.
+func (w *Worker) entryLog(e store.QueueEntry, rec *store.Record) *zap.Logger {
+	return w.log.With(entryFields(e, rec)...)
 }
 
 // backoff returns the wait before attempt n+1: Initial·2^(n-1) capped at
