@@ -300,7 +300,9 @@ func (c *txCtx) indexTime(recv time.Time, seq uint64) error {
 // instead of 0), which keeps keys short and still exact.
 
 func indexPrefix(m *Message) []byte {
-	k := make([]byte, 0, 2*maxIndexPart+16)
+	// Room for both parts (hashed or not), the tag and the seq appended later.
+	n := min(len(m.ControlID), 32+maxIndexPart) + min(len(m.SendingApp)+len(m.SendingFacility), 32+maxIndexPart)
+	k := make([]byte, 0, n+32)
 	k = append(k, tagCtrl)
 	k = ctrlPart(k, m.ControlID)
 	return senderPart(k, m.SendingApp, m.SendingFacility)

@@ -48,7 +48,12 @@ type dedupeEntry struct {
 	expiry int64 // unix nanoseconds
 }
 
-func (st *stageState) reset() { *st = stageState{} }
+// reset empties st, keeping its maps' room for the next tail.
+func (st *stageState) reset() {
+	st.n = 0
+	clear(st.dedupe)
+	clear(st.last)
+}
 
 // commit folds a committed transaction's staging into st.
 func (st *stageState) commit(c *txCtx) {
