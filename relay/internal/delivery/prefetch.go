@@ -62,21 +62,32 @@ type prefetcher struct {
 	ahead  atomic.Int64  // raw bytes of the jobs made and not taken
 	cancel context.CancelFunc
 	done   chan struct{}
+	// onFull, if set (tests), is called each time the prefetcher is as far
+	// ahead as it may go, before it waits.
+	onFull func()
 }
 
 func (w *Worker) startPrefetch(ctx context.Context, entries []store.QueueEntry) *prefetcher {
+	return w.startPrefetchHook(ctx, entries, nil)
+}
+
+func (w *Worker) startPrefetchHook(ctx context.Context, entries []store.QueueEntry, onFull func()) *prefetcher {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prefetcher{
 		jobs:   make(chan *job, prefetchDepth),
 		room:   make(chan struct{}, 1),
 		cancel: cancel,
 		done:   make(chan struct{}),
+		onFull: onFull,
 	}
 	go func() {
 		defer close(p.done)
 		defer close(p.jobs)
 		for _, e := range entries {
 			for len(p.jobs) == cap(p.jobs) || p.ahead.Load() >= prefetchBytes {
+				if p.onFull != nil {
+					p.onFull()
+				}
 				select {
 				case <-p.room:
 				case <-ctx.Done():
@@ -95,7 +106,8 @@ func (w *Worker) startPrefetch(ctx context.Context, entries []store.QueueEntry) 
 }
 
 // next returns the batch's next job, waiting for it to be prepared; nil
-// when the prefetcher was stopped or its context ended before.
+// once the prefetcher has ended (all entries made, stopped or its context
+// ended) and every job it made was taken.
 func (p *prefetcher) next() *job {
 	j, ok := <-p.jobs
 	if !ok {
