@@ -275,6 +275,9 @@ func (c *txCtx) enqueue(dest, route string, seq uint64) (uint64, error) {
 // indexTime records seq as the first message of its second, once per second.
 func (c *txCtx) indexTime(recv time.Time, seq uint64) error {
 	sec := recv.Unix()
+	if c.lastSec >= 0 && sec <= c.lastSec {
+		return nil
+	}
 	tb := c.tx.Bucket(bTime)
 	tb.FillPercent = appendFill
 	if c.lastSec < 0 {
@@ -300,15 +303,19 @@ func (c *txCtx) indexTime(recv time.Time, seq uint64) error {
 // instead of 0), which keeps keys short and still exact.
 
 func indexPrefix(m *Message) []byte {
-	// Room for both parts (hashed or not), the tag and the seq appended later.
-	n := min(len(m.ControlID), 32+maxIndexPart) + min(len(m.SendingApp)+len(m.SendingFacility), 32+maxIndexPart)
-	k := make([]byte, 0, n+32)
-	k = append(k, tagCtrl)
-	k = ctrlPart(k, m.ControlID)
-	return senderPart(k, m.SendingApp, m.SendingFacility)
+	return indexKeyPrefix(m.ControlID, m.SendingApp, m.SendingFacility)
 }
 
-func ctrlPart(dst []byte, ctrl string) []byte {
+func indexKeyPrefix[T string | []byte](ctrl, app, fac T) []byte {
+	// Room for both parts (hashed or not), the tag and the seq appended later.
+	n := min(len(ctrl), 32+maxIndexPart) + min(len(app)+len(fac), 32+maxIndexPart)
+	k := make([]byte, 0, n+32)
+	k = append(k, tagCtrl)
+	k = ctrlPart(k, ctrl)
+	return senderPart(k, app, fac)
+}
+
+func ctrlPart[T string | []byte](dst []byte, ctrl T) []byte {
 	if len(ctrl) > maxIndexPart {
 		h := sha256.Sum256([]byte(ctrl))
 		return append(append(dst, 1), h[:]...)
@@ -318,7 +325,7 @@ func ctrlPart(dst []byte, ctrl string) []byte {
 	return append(dst, ctrl...)
 }
 
-func senderPart(dst []byte, app, fac string) []byte {
+func senderPart[T string | []byte](dst []byte, app, fac T) []byte {
 	if len(app)+len(fac) > maxIndexPart {
 		h := sha256.New()
 		h.Write(binary.AppendUvarint(nil, uint64(len(app))))

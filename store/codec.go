@@ -89,6 +89,17 @@ func (d *decoder) raw() []byte {
 
 func (d *decoder) str() string { return string(d.raw()) }
 
+// take returns the next n bytes, aliasing the input.
+func (d *decoder) take(n int) []byte {
+	if len(d.b) < n {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
 func (d *decoder) time() time.Time {
 	v := d.uvarint()
 	if v == 0 {
@@ -204,12 +215,65 @@ func decodeMessage(v []byte, withRaw bool) (msgRecord, error) {
 	return r, nil
 }
 
+// stagedRecord is what the index and the queues need of a message record
+// (stage.go), decoded without copying: the slices alias the record.
+type stagedRecord struct {
+	received       int64 // unix nanoseconds
+	ctrl, app, fac []byte
+	hash           []byte // the content hash, 32 bytes
+	window         uint64 // dedupe window in nanoseconds
+	targets        []stagedTarget
+}
+
+type stagedTarget struct {
+	dest, route []byte
+	id          uint64
+}
+
+// decodeStaged decodes v's index fields into r, reusing r's target slice.
+func decodeStaged(v []byte, r *stagedRecord) error {
+	d := decoder{b: v}
+	if d.byte1() != recordV1 {
+		return fmt.Errorf("%w: message version", errCorruptRecord)
+	}
+	if t := d.uvarint(); t > 0 {
+		r.received = int64(t - 1)
+	} else {
+		r.received = 0
+	}
+	d.raw() // listener
+	d.raw() // peer
+	d.raw() // charset
+	r.ctrl = d.raw()
+	d.raw() // type
+	d.raw() // event
+	r.app = d.raw()
+	r.fac = d.raw()
+	d.raw() // patient ID
+	r.hash = d.take(32)
+	r.window = d.uvarint()
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		n = 0
+	}
+	r.targets = r.targets[:0]
+	for range n {
+		t := stagedTarget{dest: d.raw(), route: d.raw()}
+		t.id = d.uvarint()
+		r.targets = append(r.targets, t)
+	}
+	d.raw() // the raw bytes: checked for length, as decodeMessage does
+	return d.err
+}
+
 // queueEntry value: seq, enqueued, route.
-func encodeQueueEntry(seq uint64, enq int64, route string) []byte {
+func encodeQueueEntry[T string | []byte](seq uint64, enq int64, route T) []byte {
 	e := encoder{b: make([]byte, 0, 8+10+1+len(route))}
 	e.u64(seq)
 	e.uvarint(uint64(enq))
-	e.str(route)
+	e.uvarint(uint64(len(route)))
+	e.b = append(e.b, route...)
 	return e.b
 }
 

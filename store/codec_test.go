@@ -39,6 +39,22 @@ func FuzzMessageCodec(f *testing.F) {
 		if !cmp.Equal(ids, got.queueIDs, cmpopts.EquateEmpty()) || got.size != len(raw) {
 			t.Errorf("queue IDs %v size %d, want %v %d", got.queueIDs, got.size, ids, len(raw))
 		}
+		// The index-only decoder reads the same fields without copying.
+		var sr stagedRecord
+		if err := decodeStaged(enc, &sr); err != nil {
+			t.Fatalf("decodeStaged of encoded message: %v", err)
+		}
+		wantStaged := stagedRecord{received: got.Received.UnixNano(), ctrl: []byte(ctrl), app: []byte(dest), fac: []byte(route),
+			hash: m.ContentHash[:], window: uint64(m.DedupeWindow)}
+		if m.Received.IsZero() {
+			wantStaged.received = 0
+		}
+		for i, tg := range m.Targets {
+			wantStaged.targets = append(wantStaged.targets, stagedTarget{dest: []byte(tg.Destination), route: []byte(tg.Route), id: ids[i]})
+		}
+		if diff := cmp.Diff(wantStaged, sr, cmp.AllowUnexported(stagedRecord{}, stagedTarget{}), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("decodeStaged (-want +got):\n%s", diff)
+		}
 		if !receivedOf(enc).Equal(m.Received) {
 			t.Errorf("receivedOf = %v, want %v", receivedOf(enc), m.Received)
 		}
@@ -51,11 +67,17 @@ func FuzzMessageCodec(f *testing.F) {
 				t.Errorf("decoded garbage does not round-trip: %v", err)
 			}
 		}
+		if _, err := decodeMessage(raw, false); (decodeStaged(raw, &sr) == nil) != (err == nil) {
+			t.Errorf("decodeStaged and decodeMessage disagree on arbitrary bytes: %v", err)
+		}
 		// Every truncation of a valid encoding fails cleanly.
 		for _, n := range []int{0, 1, len(enc) / 2, len(enc) - 1} {
 			if n >= 0 && n < len(enc) {
 				if _, err := decodeMessage(enc[:n], true); err == nil {
 					t.Errorf("decode of %d of %d bytes succeeded", n, len(enc))
+				}
+				if decodeStaged(enc[:n], &sr) == nil {
+					t.Errorf("decodeStaged of %d of %d bytes succeeded", n, len(enc))
 				}
 			}
 		}

@@ -661,9 +661,9 @@ func (s *Store) Destinations() ([]DestinationState, error) {
 			return err
 		}
 		// A destination first queued by a staged message is not in bDest yet.
-		_ = stagedTail(tx, 0, func(_ uint64, r *msgRecord) bool {
-			for _, t := range r.Targets {
-				get([]byte(t.Destination))
+		_ = stagedTail(tx, 0, func(_ uint64, r *stagedRecord) bool {
+			for _, t := range r.targets {
+				get(t.dest)
 			}
 			return true
 		})

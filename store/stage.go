@@ -158,39 +158,41 @@ func (c *txCtx) materialize() error {
 	}
 	ib := c.tx.Bucket(bIdx)
 	cur := mb.Cursor()
+	var r stagedRecord
+	var q *queueRef
 	for k, v := cur.Seek(u64key(from + 1)); k != nil; k, v = cur.Next() {
 		seq := keyU64(k)
-		r, err := decodeMessage(v, false)
-		if err != nil {
+		if err := decodeStaged(v, &r); err != nil {
 			// Nothing can be delivered or deduped from a record that does not
 			// decode; the others must not wait for it.
 			c.s.log.Error("store: staged message does not decode; left out of the index",
 				zap.Uint64("seq", seq), zap.Error(err))
 			continue
 		}
-		if r.ControlID != "" {
+		if len(r.ctrl) > 0 {
 			var expiry uint64
-			if r.DedupeWindow > 0 {
-				expiry = uint64(r.Received.Add(r.DedupeWindow).UnixNano())
+			if r.window > 0 {
+				expiry = uint64(r.received + int64(r.window))
 			}
 			v := make([]byte, 0, 40)
-			v = append(v, r.ContentHash[:]...)
+			v = append(v, r.hash...)
 			v = binary.BigEndian.AppendUint64(v, expiry)
-			if err := ib.Put(binary.BigEndian.AppendUint64(indexPrefix(&r.Message), seq), v); err != nil {
+			if err := ib.Put(binary.BigEndian.AppendUint64(indexKeyPrefix(r.ctrl, r.app, r.fac), seq), v); err != nil {
 				return err
 			}
 		}
-		for i, t := range r.Targets {
-			q, err := c.queue(t.Destination, true)
-			if err != nil {
-				return err
+		for _, t := range r.targets {
+			if q == nil || q.dest != string(t.dest) {
+				var err error
+				if q, err = c.queue(string(t.dest), true); err != nil {
+					return err
+				}
 			}
-			id := r.queueIDs[i]
-			if err := q.b.Put(withID(q.prefix, id), encodeQueueEntry(seq, r.Received.UnixNano(), t.Route)); err != nil {
+			if err := q.b.Put(withID(q.prefix, t.id), encodeQueueEntry(seq, r.received, t.route)); err != nil {
 				return err
 			}
 			q.count++
-			q.last = max(q.last, id)
+			q.last = max(q.last, t.id)
 			q.dirty = true
 		}
 	}
@@ -220,17 +222,16 @@ func (s *Store) materializeAll(db *bolt.DB) error {
 }
 
 // stagedTail calls fn for each staged message with seq ≥ from, in seq order,
-// with its header decoded (no Raw), until fn returns false.
-func stagedTail(tx *bolt.Tx, from uint64, fn func(seq uint64, r *msgRecord) bool) error {
+// until fn returns false. r aliases the file: valid only during the call.
+func stagedTail(tx *bolt.Tx, from uint64, fn func(seq uint64, r *stagedRecord) bool) error {
 	from = max(from, indexedSeq(tx)+1)
 	cur := tx.Bucket(bMsg).Cursor()
+	var r stagedRecord
 	for k, v := cur.Seek(u64key(from)); k != nil; k, v = cur.Next() {
-		seq := keyU64(k)
-		r, err := decodeMessage(v, false)
-		if err != nil {
+		if decodeStaged(v, &r) != nil {
 			continue // materialize leaves it out too
 		}
-		if !fn(seq, &r) {
+		if !fn(keyU64(k), &r) {
 			return nil
 		}
 	}
@@ -239,10 +240,10 @@ func stagedTail(tx *bolt.Tx, from uint64, fn func(seq uint64, r *msgRecord) bool
 
 // stagedEntries calls fn for each staged queue entry of dest, in queue order.
 func stagedEntries(tx *bolt.Tx, dest string, fromSeq uint64, fn func(e QueueEntry) bool) error {
-	return stagedTail(tx, fromSeq, func(seq uint64, r *msgRecord) bool {
-		for i, t := range r.Targets {
-			if t.Destination == dest {
-				e := QueueEntry{Destination: dest, ID: r.queueIDs[i], Seq: seq, Route: t.Route, Enqueued: time.Unix(0, r.Received.UnixNano())}
+	return stagedTail(tx, fromSeq, func(seq uint64, r *stagedRecord) bool {
+		for _, t := range r.targets {
+			if string(t.dest) == dest {
+				e := QueueEntry{Destination: dest, ID: t.id, Seq: seq, Route: string(t.route), Enqueued: time.Unix(0, r.received)}
 				if !fn(e) {
 					return false
 				}
