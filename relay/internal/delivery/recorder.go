@@ -167,10 +167,8 @@ func (r *recorder) wait(e store.QueueEntry, a store.Attempt, kind string) error 
 	return <-res
 }
 
-// flush waits until every record submitted so far is committed (or failed).
-func (r *recorder) flush() { r.pending.Wait() }
-
-// close flushes and stops the recorder's goroutine.
+// close waits until every record submitted is committed (or failed) and
+// stops the recorder's goroutine.
 func (r *recorder) close() {
 	r.pending.Wait()
 	close(r.comp)

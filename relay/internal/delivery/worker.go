@@ -288,6 +288,9 @@ func (w *Worker) deliverBatch(ctx context.Context, entries []store.QueueEntry) (
 		defer pf.stop()
 	}
 	for i := range entries {
+		if ctx.Err() != nil {
+			return last, ok // stop at a message boundary
+		}
 		j := first
 		if i > 0 {
 			if j = pf.next(); j == nil {
