@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.uber.org/zap"
@@ -25,6 +26,9 @@ type op struct {
 	broke  bool        // apply failed a write; left out of the retried transaction
 	wake   chan bool   // sync ops: true = you lead the next batch; false = your batch is done
 	done   func(error) // async ops: called with the outcome by the committing goroutine
+	// lazy (async ops only): starts no commit of its own; it joins the next
+	// batch another write starts, or one started after lazyDelay.
+	lazy bool
 }
 
 // txCtx is the state of one batch transaction.
@@ -58,15 +62,26 @@ type groupCommit struct {
 	closed   bool
 	max      int
 	hasSpace chan struct{} // closed when the leader takes a full batch; nil if nobody waits
+	lazy     *time.Timer   // armed while only lazy ops wait and nobody leads
+	lazyWait time.Duration // lazyDelay; tests change it
+	lead     func()        // leads the pending ops (Store.lead(nil)); for the lazy timer and close
 }
 
-func (g *groupCommit) init(max int) {
+// lazyDelay is how long a lazy op (a delivery mark) waits for another write
+// to share its commit. A sender on one connection sends its next message
+// well within it, so its mark rides on that append's fsync instead of
+// making the append wait behind a commit of its own.
+const lazyDelay = 2 * time.Millisecond
+
+func (g *groupCommit) init(max int, lead func()) {
 	g.idle.L = &g.mu
 	g.max = max
+	g.lead = lead
+	g.lazyWait = lazyDelay
 }
 
 // close refuses new ops and waits until the batch in flight and every op queued
-// before it are committed. It returns false if already closed.
+// before it (lazy ones too) are committed. It returns false if already closed.
 func (g *groupCommit) close() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -78,8 +93,50 @@ func (g *groupCommit) close() bool {
 		close(g.hasSpace)
 		g.hasSpace = nil
 	}
-	for g.leading {
-		g.idle.Wait()
+	if g.lazy != nil {
+		g.lazy.Stop()
+	}
+	for {
+		for g.leading {
+			g.idle.Wait()
+		}
+		if len(g.pending) == 0 {
+			return true
+		}
+		g.leading = true // lazy ops left waiting for a batch
+		g.mu.Unlock()
+		g.lead()
+		g.mu.Lock()
+	}
+}
+
+// leadLazy is the lazy timer's: it commits the lazy ops nobody took along.
+func (g *groupCommit) leadLazy() {
+	g.mu.Lock()
+	if g.leading || len(g.pending) == 0 {
+		g.mu.Unlock()
+		return
+	}
+	g.leading = true
+	g.mu.Unlock()
+	g.lead()
+}
+
+// armLazy starts the lazy timer; g.mu is held and nobody leads.
+func (g *groupCommit) armLazy() {
+	if g.lazy == nil {
+		g.lazy = time.AfterFunc(g.lazyWait, g.leadLazy)
+		return
+	}
+	g.lazy.Reset(g.lazyWait)
+}
+
+// onlyLazy reports whether every pending op is lazy; g.mu is held.
+func (g *groupCommit) onlyLazy() bool {
+	for _, o := range g.pending {
+		if !o.lazy {
+			return false
+		}
 	}
 	return true
 }
@@ -118,9 +175,16 @@ func (s *Store) submit(ctx context.Context, o *op) error {
 	g.pending = append(g.pending, o)
 	if o.done != nil {
 		// Asynchronous: nobody waits. Start a leader if there is none; the
-		// leader in flight otherwise takes this op into its next batch.
-		start := !g.leading
-		g.leading = true
+		// leader in flight otherwise takes this op into its next batch. A
+		// lazy op waits for the next batch somebody else starts, at most
+		// lazyDelay.
+		start := !g.leading && !o.lazy
+		if !g.leading && o.lazy {
+			g.armLazy()
+		}
+		if start {
+			g.leading = true
+		}
 		g.mu.Unlock()
 		if start {
 			go s.lead(nil)
@@ -177,7 +241,10 @@ func (s *Store) lead(self *op) {
 		}
 		g.mu.Lock()
 		g.spare = batch[:0]
-		if len(g.pending) == 0 {
+		if len(g.pending) == 0 || (!g.closed && g.onlyLazy()) {
+			if len(g.pending) > 0 {
+				g.armLazy()
+			}
 			g.leading = false
 			g.idle.Broadcast()
 			g.mu.Unlock()

@@ -430,3 +430,85 @@ func TestRequeueAsync(t *testing.T) {
 		t.Errorf("%d requeues took %d commits; they should share them", n, commits)
 	}
 }
+
+// TestRecordAsyncIsLazy: a delivery mark starts no commit of its own. It
+// rides on the next write's batch, is committed after the lazy delay when no
+// write comes, and is committed by Close.
+func TestRecordAsyncIsLazy(t *testing.T) {
+	ctx := context.Background()
+	setup := func(t *testing.T, wait time.Duration) (*Store, []QueueEntry) {
+		s := openTest(t, Options{})
+		s.gc.mu.Lock()
+		s.gc.lazyWait = wait
+		s.gc.mu.Unlock()
+		mustAppend(t, s, msg("A", "B", "c1", "p", Target{"epic", "r"}), msg("A", "B", "c2", "p", Target{"epic", "r"}))
+		p, err := s.Pending("epic", 0, 10)
+		if err != nil || len(p) != 2 {
+			t.Fatalf("Pending = %+v, %v", p, err)
+		}
+		return s, p
+	}
+	t.Run("joins the next append", func(t *testing.T) {
+		s, p := setup(t, time.Hour)
+		done := make(chan error, 1)
+		before := s.commits.Load()
+		s.RecordAsync(ctx, "epic", p[0].ID, Attempt{Outcome: Delivered}, func(err error) { done <- err })
+		s.gc.mu.Lock()
+		leading, waiting := s.gc.leading, len(s.gc.pending)
+		s.gc.mu.Unlock()
+		if leading || waiting != 1 {
+			t.Errorf("after RecordAsync: leading %v, %d ops waiting; want no commit started, the mark waiting", leading, waiting)
+		}
+		mustAppend(t, s, msg("A", "B", "c3", "p", Target{"epic", "r"}))
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatal("the mark was not committed with the append that followed it")
+		}
+		if n := s.commits.Load() - before; n != 1 {
+			t.Errorf("%d commits for a mark and an append, want 1", n)
+		}
+	})
+	t.Run("alone after the delay", func(t *testing.T) {
+		s, p := setup(t, time.Millisecond)
+		done := make(chan error, 1)
+		s.RecordAsync(ctx, "epic", p[0].ID, Attempt{Outcome: Delivered}, func(err error) { done <- err })
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a lone mark was never committed")
+		}
+		if n, _, _ := s.PendingCount("epic"); n != 1 {
+			t.Errorf("PendingCount = %d, want 1", n)
+		}
+	})
+	t.Run("by Close", func(t *testing.T) {
+		s, p := setup(t, time.Hour)
+		done := make(chan error, 2)
+		for _, e := range p {
+			s.RecordAsync(ctx, "epic", e.ID, Attempt{Outcome: Delivered}, func(err error) { done <- err })
+		}
+		path := s.Path()
+		closeChecked(t, s)
+		for range p {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			default:
+				t.Fatal("Close returned before the marks waiting for a batch were committed")
+			}
+		}
+		s = openTest(t, Options{Path: path})
+		if n, _, _ := s.PendingCount("epic"); n != 0 {
+			t.Errorf("PendingCount after reopen = %d, want 0", n)
+		}
+	})
+}

@@ -163,7 +163,7 @@ func Open(o Options) (*Store, error) {
 		fs = func() (uint64, error) { return statfsFree(dir) }
 	}
 	s.space.init(fs, o.MinFreeBytes, o.FreeSpaceInterval)
-	s.gc.init(o.MaxBatch)
+	s.gc.init(o.MaxBatch, func() { s.lead(nil) })
 	s.fault.init()
 
 	db, err := s.openDB()
