@@ -15,7 +15,10 @@
 //     to arrive while nobody commits commits at once; callers arriving meanwhile
 //     form the next batch, led by the first of them. Many writers share one
 //     transaction and one fsync pair; a lone writer waits for no timer. bbolt's
-//     db.Batch is not used (its timer delays every lone sender).
+//     db.Batch is not used (its timer delays every lone sender). The one
+//     exception waits on purpose and delays nobody: a delivery mark
+//     (RecordAsync) starts no commit of its own but joins the next batch,
+//     or one it starts after 2 ms; Close commits any left.
 //   - A message, its dedupe entry, its control-ID and time index entries and one
 //     queue entry per target are committed in the same transaction. Dedupe is
 //     decided inside it, so two copies in one batch are caught. The dedupe,
