@@ -47,6 +47,7 @@ type Request struct {
 
 	Listener   string               // Server.Name
 	RemoteAddr net.Addr             // the peer
+	Peer       string               // RemoteAddr.String(), made once per connection
 	TLS        *tls.ConnectionState // nil without TLS
 	PeerName   string               // subject CN of the verified client certificate; "" otherwise
 	Received   time.Time            // when the frame's end arrived
@@ -452,6 +453,9 @@ func (c *conn) serve() {
 	}()
 
 	req := &Request{Listener: s.Name, RemoteAddr: c.nc.RemoteAddr()}
+	if req.RemoteAddr != nil {
+		req.Peer = req.RemoteAddr.String()
+	}
 	var rw net.Conn = c.nc
 	if s.TLSConfig != nil {
 		tc := tls.Server(c.nc, s.TLSConfig)

@@ -461,3 +461,27 @@ func TestServerFixturesByteExact(t *testing.T) {
 		}
 	}
 }
+
+// TestServerRequestPeer: Request.Peer is the connection's remote address as
+// a string, the same for every frame of the connection.
+func TestServerRequestPeer(t *testing.T) {
+	peers := make(chan [2]string, 2)
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
+		peers <- [2]string{req.Peer, req.RemoteAddr.String()}
+		return ackHandler(ctx, req)
+	})}
+	c := dial(t, startServer(t, srv), "")
+	r := NewReader(c, 0)
+	for _, id := range []string{"P1", "P2"} {
+		if _, err := c.Write([]byte(frame(string(msg(id))))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+		got := <-peers
+		if got[0] != c.LocalAddr().String() || got[0] != got[1] {
+			t.Errorf("frame %s: Peer = %q, RemoteAddr = %q; want both %q", id, got[0], got[1], c.LocalAddr())
+		}
+	}
+}

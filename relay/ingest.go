@@ -466,13 +466,14 @@ func (in *ingest) body(raw []byte) zap.Field {
 // peerString is the sender as stored with a message: its address and, over
 // mutual TLS, the verified certificate's subject CN.
 func peerString(req *mllp.Request) string {
-	if req.RemoteAddr == nil {
-		return ""
+	peer := req.Peer
+	if peer == "" && req.RemoteAddr != nil {
+		peer = req.RemoteAddr.String() // a Request not made by mllp.Server
 	}
 	if req.PeerName != "" {
-		return req.RemoteAddr.String() + " CN=" + req.PeerName
+		return peer + " CN=" + req.PeerName
 	}
-	return req.RemoteAddr.String()
+	return peer
 }
 
 // ackIDSource makes the ACKs' own MSH-10 values: unique within a process by a
