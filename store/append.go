@@ -142,9 +142,45 @@ func (s *Store) appendOp(msgs []Message) (o *op, res []AppendResult, size int, e
 		return nil, nil, 0, ErrLowDiskSpace
 	}
 	res = make([]AppendResult, len(msgs))
+	// Everything that needs no transaction is done here, by the caller,
+	// rather than by the leader while the others wait for its commit.
+	prep := make([]prepared, len(msgs))
+	now := s.now()
+	for i := range msgs {
+		prep[i].prepare(&msgs[i], now)
+	}
 	o = &op{staged: true}
-	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, res) }
+	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, prep, res) }
 	return o, res, size, nil
+}
+
+// prepared is a message made ready for the transaction: its record encoded
+// (queue IDs to be set), its index prefix and its receive time.
+type prepared struct {
+	rec    []byte
+	prefix []byte // nil without a control ID
+	key    string // prefix as the staged dedupe map's key; "" without a dedupe window
+	recv   time.Time
+	ids    []uint64
+}
+
+func (p *prepared) prepare(m *Message, now time.Time) {
+	p.recv = m.Received
+	if p.recv.IsZero() {
+		p.recv = now
+	}
+	mm := *m
+	mm.Received = p.recv
+	p.rec = encodeMessage(make([]byte, 0, encodedSize(&mm)), &mm, nil)
+	if m.ControlID != "" {
+		p.prefix = indexPrefix(m)
+		if m.DedupeWindow > 0 {
+			p.key = string(p.prefix)
+		}
+	}
+	if len(m.Targets) > 0 {
+		p.ids = make([]uint64, len(m.Targets))
+	}
 }
 
 // validName reports whether dest can name a destination: 1..maxNameLen bytes,
@@ -165,36 +201,25 @@ func validateMessage(m *Message) error {
 	return nil
 }
 
-// appendMessages writes msgs and fills res. It is re-run from scratch if the
-// batch transaction is retried. Each message's index and queue entries are
-// staged (stage.go): they are carried by its record and written to idx later.
-func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
+// appendMessages writes msgs (made ready in prep) and fills res. It is re-run
+// from scratch if the batch transaction is retried. Each message's index and
+// queue entries are staged (stage.go): they are carried by its record and
+// written to idx later.
+func (c *txCtx) appendMessages(msgs []Message, prep []prepared, res []AppendResult) error {
 	tx := c.tx
 	mb, cb := tx.Bucket(bMsg), tx.Bucket(bIdx)
 	mb.FillPercent = appendFill
-	// bbolt keeps the key and value slices given to Put until the commit: every
-	// Put below gets its own buffer.
-	var qids [8]uint64
 	for i := range msgs {
-		m := &msgs[i]
+		m, p := &msgs[i], &prep[i]
 		res[i] = AppendResult{}
-		dedupe := m.DedupeWindow > 0
-		recv := m.Received
-		if recv.IsZero() {
-			recv = time.Unix(0, c.now)
-		}
-		var prefix []byte
-		if m.ControlID != "" {
-			prefix = indexPrefix(m)
-			if dedupe {
-				if prev, ok := c.lastDeduped(cb, prefix); ok && recv.UnixNano() < prev.expiry {
-					if prev.hash == m.ContentHash {
-						res[i] = AppendResult{Seq: prev.seq, Duplicate: true}
-						continue
-					}
-					res[i].ReusedControlID = true
-					res[i].PreviousSeq = prev.seq
+		if p.prefix != nil && m.DedupeWindow > 0 {
+			if prev, ok := c.lastDeduped(cb, p.prefix); ok && p.recv.UnixNano() < prev.expiry {
+				if prev.hash == m.ContentHash {
+					res[i] = AppendResult{Seq: prev.seq, Duplicate: true}
+					continue
 				}
+				res[i].ReusedControlID = true
+				res[i].PreviousSeq = prev.seq
 			}
 		}
 		seq, err := mb.NextSequence()
@@ -202,21 +227,22 @@ func (c *txCtx) appendMessages(msgs []Message, res []AppendResult) error {
 			return err
 		}
 		res[i].Seq = seq
-
-		ids := qids[:0]
-		for _, t := range m.Targets {
-			ids = append(ids, c.nextQueueID(t.Destination))
+		for j, t := range m.Targets {
+			p.ids[j] = c.nextQueueID(t.Destination)
 		}
-		mm := *m
-		mm.Received = recv
-		buf := encodeMessage(make([]byte, 0, encodedSize(&mm)), &mm, ids)
-		if err := mb.Put(u64key(seq), buf); err != nil {
+		if len(p.ids) > 0 {
+			if err := setQueueIDs(p.rec, p.ids); err != nil {
+				return err
+			}
+		}
+		// bbolt keeps the value until the commit; p.rec is this message's own.
+		if err := mb.Put(u64key(seq), p.rec); err != nil {
 			return err
 		}
-		if err := c.indexTime(recv, seq); err != nil {
+		if err := c.indexTime(p.recv, seq); err != nil {
 			return err
 		}
-		c.stageMessage(prefix, seq, m, recv.Add(m.DedupeWindow).UnixNano())
+		c.stageMessage(p.key, seq, m, p.recv.Add(m.DedupeWindow).UnixNano())
 	}
 	return nil
 }

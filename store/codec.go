@@ -16,6 +16,11 @@ var errCorruptRecord = errors.New("store: corrupt record")
 
 const recordV1 = 1
 
+// Message records only: recordV1 holds queue IDs as uvarints; recordV2 as 8
+// bytes, so that an append encodes its record before the transaction and
+// only sets the IDs inside it (setQueueIDs). Both are read.
+const recordV2 = 2
+
 type encoder struct{ b []byte }
 
 func (e *encoder) byte1(v byte)     { e.b = append(e.b, v) }
@@ -145,9 +150,11 @@ func encodedSize(m *Message) int {
 	return n
 }
 
+// encodeMessage appends m's record (recordV2) to dst. queueIDs may be nil
+// (all 0) for setQueueIDs to fill in later.
 func encodeMessage(dst []byte, m *Message, queueIDs []uint64) []byte {
 	e := encoder{b: dst}
-	e.byte1(recordV1)
+	e.byte1(recordV2)
 	e.time(m.Received)
 	e.str(m.Listener)
 	e.str(m.Peer)
@@ -164,10 +171,49 @@ func encodeMessage(dst []byte, m *Message, queueIDs []uint64) []byte {
 	for i, t := range m.Targets {
 		e.str(t.Destination)
 		e.str(t.Route)
-		e.uvarint(queueIDs[i])
+		var id uint64
+		if queueIDs != nil {
+			id = queueIDs[i]
+		}
+		e.u64(id)
 	}
 	e.bytes(m.Raw)
 	return e.b
+}
+
+// setQueueIDs writes ids into a record encodeMessage made, target by target.
+func setQueueIDs(rec []byte, ids []uint64) error {
+	d := decoder{b: rec}
+	if d.byte1() != recordV2 {
+		return fmt.Errorf("%w: message version", errCorruptRecord)
+	}
+	d.uvarint() // received
+	for range 9 {
+		d.raw() // listener .. patient ID
+	}
+	d.take(32)
+	d.uvarint() // dedupe window
+	if n := d.uvarint(); n != uint64(len(ids)) || d.err != nil {
+		return fmt.Errorf("%w: %d targets, %d queue IDs", errCorruptRecord, n, len(ids))
+	}
+	for _, id := range ids {
+		d.raw()
+		d.raw()
+		if len(d.b) < 8 {
+			return errCorruptRecord
+		}
+		binary.BigEndian.PutUint64(d.b, id)
+		d.b = d.b[8:]
+	}
+	return d.err
+}
+
+// queueID reads a target's queue ID in a record of version v.
+func (d *decoder) queueID(v byte) uint64 {
+	if v == recordV1 {
+		return d.uvarint()
+	}
+	return d.u64()
 }
 
 // decodeMessage decodes v. With withRaw false, Raw stays nil. Strings are
@@ -175,7 +221,8 @@ func encodeMessage(dst []byte, m *Message, queueIDs []uint64) []byte {
 func decodeMessage(v []byte, withRaw bool) (msgRecord, error) {
 	var r msgRecord
 	d := decoder{b: v}
-	if d.byte1() != recordV1 {
+	ver := d.byte1()
+	if ver != recordV1 && ver != recordV2 {
 		return r, fmt.Errorf("%w: message version", errCorruptRecord)
 	}
 	r.Received = d.time()
@@ -202,7 +249,7 @@ func decodeMessage(v []byte, withRaw bool) (msgRecord, error) {
 	for i := range n {
 		r.Targets[i].Destination = d.str()
 		r.Targets[i].Route = d.str()
-		r.queueIDs[i] = d.uvarint()
+		r.queueIDs[i] = d.queueID(ver)
 	}
 	raw := d.raw()
 	if d.err != nil {
@@ -233,7 +280,8 @@ type stagedTarget struct {
 // decodeStaged decodes v's index fields into r, reusing r's target slice.
 func decodeStaged(v []byte, r *stagedRecord) error {
 	d := decoder{b: v}
-	if d.byte1() != recordV1 {
+	ver := d.byte1()
+	if ver != recordV1 && ver != recordV2 {
 		return fmt.Errorf("%w: message version", errCorruptRecord)
 	}
 	if t := d.uvarint(); t > 0 {
@@ -260,7 +308,7 @@ func decodeStaged(v []byte, r *stagedRecord) error {
 	r.targets = r.targets[:0]
 	for range n {
 		t := stagedTarget{dest: d.raw(), route: d.raw()}
-		t.id = d.uvarint()
+		t.id = d.queueID(ver)
 		r.targets = append(r.targets, t)
 	}
 	d.raw() // the raw bytes: checked for length, as decodeMessage does

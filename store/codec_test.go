@@ -55,6 +55,19 @@ func FuzzMessageCodec(f *testing.F) {
 		if diff := cmp.Diff(wantStaged, sr, cmp.AllowUnexported(stagedRecord{}, stagedTarget{}), cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("decodeStaged (-want +got):\n%s", diff)
 		}
+		// A record encoded before its queue IDs were known reads the same
+		// once they are set; a version 1 record (uvarint IDs) reads the same.
+		late := encodeMessage(nil, &m, nil)
+		if err := setQueueIDs(late, ids); err != nil || !bytes.Equal(late, enc) {
+			t.Errorf("setQueueIDs: %v; record differs from one encoded with its IDs", err)
+		}
+		v1, err := decodeMessage(encodeMessageV1(&m, ids), true)
+		if err != nil || !cmp.Equal(v1, got, cmp.AllowUnexported(msgRecord{}), cmpopts.EquateEmpty()) {
+			t.Errorf("version 1 record: %v, decodes differently", err)
+		}
+		if err := decodeStaged(encodeMessageV1(&m, ids), &sr); err != nil || !cmp.Equal(wantStaged, sr, cmp.AllowUnexported(stagedRecord{}, stagedTarget{}), cmpopts.EquateEmpty()) {
+			t.Errorf("version 1 record: decodeStaged %v, or differs", err)
+		}
 		if !receivedOf(enc).Equal(m.Received) {
 			t.Errorf("receivedOf = %v, want %v", receivedOf(enc), m.Received)
 		}
@@ -119,4 +132,25 @@ func FuzzRecordCodecs(f *testing.F) {
 		_, _ = decodeQueueEntry(s1, b, b)
 		_ = decodeDestState(b)
 	})
+}
+
+// encodeMessageV1 writes a version 1 message record (queue IDs as uvarints),
+// as files written before version 2 hold them.
+func encodeMessageV1(m *Message, queueIDs []uint64) []byte {
+	e := encoder{}
+	e.byte1(recordV1)
+	e.time(m.Received)
+	for _, f := range []string{m.Listener, m.Peer, m.Charset, m.ControlID, m.Type, m.Event, m.SendingApp, m.SendingFacility, m.PatientID} {
+		e.str(f)
+	}
+	e.b = append(e.b, m.ContentHash[:]...)
+	e.uvarint(uint64(m.DedupeWindow))
+	e.uvarint(uint64(len(m.Targets)))
+	for i, t := range m.Targets {
+		e.str(t.Destination)
+		e.str(t.Route)
+		e.uvarint(queueIDs[i])
+	}
+	e.bytes(m.Raw)
+	return e.b
 }

@@ -119,14 +119,15 @@ func (c *txCtx) nextQueueID(dest string) uint64 {
 	return last
 }
 
-// stageMessage notes an appended message for the writers of this transaction.
-func (c *txCtx) stageMessage(prefix []byte, seq uint64, m *Message, expiry int64) {
+// stageMessage notes an appended message for the writers of this
+// transaction; key is its index prefix if it has a dedupe window, else "".
+func (c *txCtx) stageMessage(key string, seq uint64, m *Message, expiry int64) {
 	c.stN++
-	if prefix != nil && m.DedupeWindow > 0 {
+	if key != "" {
 		if c.stDedupe == nil {
 			c.stDedupe = make(map[string]dedupeEntry, 8)
 		}
-		c.stDedupe[string(prefix)] = dedupeEntry{seq: seq, hash: m.ContentHash, expiry: expiry}
+		c.stDedupe[key] = dedupeEntry{seq: seq, hash: m.ContentHash, expiry: expiry}
 	}
 }
 
