@@ -24,9 +24,7 @@
 //     attempt order, and are group-committed while the worker sends the next
 //     messages (never one fsync per message to wait for); the store commits
 //     them in that order, so a crash re-sends at most a suffix of the queue,
-//     in order. Delivered marks are held back up to 64 or 10 ms (less if the
-//     worker idles, holds or stops) so that a worker draining a backlog alone
-//     shares commits. Dead letters and blocks wait for their commit; an idle
+//     in order. Dead letters and blocks wait for their commit; an idle
 //     worker does not wait for the last marks (it refreshes its gauges when
 //     they are committed).
 //   - Run stops at a message boundary when its ctx ends, writes every

@@ -238,3 +238,22 @@ func TestWorkerWithoutEvents(t *testing.T) {
 		t.Errorf("delivered_total = %v, want %d", v, len(qs))
 	}
 }
+
+// TestGaugesWhileRetrying: queue_depth follows messages queued behind a head
+// that is retried with backoffs shorter than the gauge interval.
+func TestGaugesWhileRetrying(t *testing.T) {
+	st := openStore(t)
+	ds := newDownstream(func(string, int) reply { return reply{close: true} })
+	addr, _ := startMLLP(t, ds, "")
+	appendN(t, st, 1, 1, "adt", 0)
+	h := startWorker(t, st, delivery.WorkerConfig{Transport: mllpTransport(t, addr)})
+	h.next(delivery.EventAttempted)
+	appendN(t, st, 2, 5, "adt", 0)
+	deadline := time.Now().Add(waitFor)
+	for metric(t, h, "mllpd_delivery_queue_depth") != 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue_depth = %v while the head is retried, want 6", metric(t, h, "mllpd_delivery_queue_depth"))
+		}
+		time.Sleep(10 * ms)
+	}
+}

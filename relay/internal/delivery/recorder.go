@@ -16,26 +16,12 @@ import (
 // the bound the worker waits (backpressure on a slow disk).
 const recorderDepth = 1024
 
-// holdMax and holdDelay bound the delivered marks the recorder holds back
-// before handing them to the store together: a worker draining a backlog
-// alone would otherwise pay a commit (page writes, two fsyncs) per few
-// marks. A crash loses at most these too, and they are sent again.
-const (
-	holdMax   = 64
-	holdDelay = 10 * time.Millisecond
-)
-
 // A recorder hands a worker's attempt records to the store without waiting
 // for their commit (store.RecordAsync), so that the worker sends the next
 // message while the previous "delivered" mark joins a group commit with
 // other writes. RecordAsync queues in call order and the store commits in
 // queue order, and only the worker calls submit: records are committed in
 // attempt order, so a crash re-sends at most a suffix of the queue, in order.
-//
-// Delivered marks nobody waits for are held back (holdMax, holdDelay, and
-// until the worker idles, holds its queue or stops) and submitted together;
-// any other record first submits the held ones, so the store still sees
-// every record in attempt order.
 //
 // Outcomes come back on the committing goroutine. A plain success with no
 // event to report is settled there (it only frees its slot: nothing that
@@ -55,11 +41,6 @@ type recorder struct {
 	// committed: an idle worker then refreshes its gauges.
 	settled chan struct{}
 	done    chan struct{}
-
-	mu    sync.Mutex // orders submissions to the store (the worker's and the timer's)
-	held  []recordReq
-	timer *time.Timer   // submits held marks delay after the first
-	delay time.Duration // holdDelay; tests change it before the first submit
 }
 
 type recordReq struct {
@@ -78,9 +59,7 @@ type completion struct {
 func newRecorder(st QueueStore, dest string, log *zap.Logger, onEvent func(Event)) *recorder {
 	r := &recorder{st: st, dest: dest, log: log, onEvent: onEvent,
 		slots: make(chan struct{}, recorderDepth), comp: make(chan completion, recorderDepth),
-		settled: make(chan struct{}, 1), done: make(chan struct{}), held: make([]recordReq, 0, holdMax), delay: holdDelay}
-	r.timer = time.AfterFunc(time.Hour, r.flush)
-	r.timer.Stop()
+		settled: make(chan struct{}, 1), done: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -163,58 +142,17 @@ func (r *recorder) complete(c completion) {
 	}
 }
 
-// submit hands a record to the store, or holds it back if it is a delivered
-// mark nobody waits for, and returns once it is queued or held (not
-// committed). Only the worker's goroutine calls it.
+// submit hands a record to the store and returns once it is queued there
+// (not committed). Only the worker's goroutine calls it.
 func (r *recorder) submit(e store.QueueEntry, a store.Attempt, kind string, result chan<- error) {
 	r.slots <- struct{}{}
 	r.pending.Add(1)
 	r.open.Add(1)
 	req := recordReq{e: e, a: a, kind: kind, result: result}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if result == nil && a.Outcome == store.Delivered {
-		r.held = append(r.held, req)
-		switch len(r.held) {
-		case holdMax:
-			r.sendHeld()
-		case 1:
-			r.timer.Reset(r.delay)
-		}
-		return
-	}
-	r.sendHeld()
-	r.send(req)
-}
-
-// flush submits the held marks now: the worker calls it before it idles or
-// holds its queue, the timer holdDelay after the first was held.
-func (r *recorder) flush() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.sendHeld()
-}
-
-// sendHeld submits the held marks, in order. r.mu is held.
-func (r *recorder) sendHeld() {
-	if len(r.held) == 0 {
-		return
-	}
-	r.timer.Stop()
-	for i, req := range r.held {
-		r.send(req)
-		r.held[i] = recordReq{}
-	}
-	r.held = r.held[:0]
-}
-
-// send queues one record in the store. r.mu is held, so records reach the
-// store in the order they were submitted.
-func (r *recorder) send(req recordReq) {
 	// Background: once an attempt happened its record is written, also
 	// during shutdown (the store closes after the workers).
-	r.st.RecordAsync(context.Background(), r.dest, req.e.ID, req.a, func(err error) {
-		if err == nil && req.result == nil && r.onEvent == nil {
+	r.st.RecordAsync(context.Background(), r.dest, e.ID, a, func(err error) {
+		if err == nil && result == nil && r.onEvent == nil {
 			r.release() // nothing to log, report or wake: no hand-over
 			return
 		}
@@ -229,11 +167,9 @@ func (r *recorder) wait(e store.QueueEntry, a store.Attempt, kind string) error 
 	return <-res
 }
 
-// close submits the held marks, waits until every record is committed (or
-// failed) and stops the recorder's goroutine.
+// close waits until every record submitted is committed (or failed) and
+// stops the recorder's goroutine.
 func (r *recorder) close() {
-	r.flush()
-	r.timer.Stop()
 	r.pending.Wait()
 	close(r.comp)
 	<-r.done

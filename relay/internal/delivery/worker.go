@@ -242,7 +242,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	var after uint64 // last entry settled in this run: delivered or dead-lettered
 	for ctx.Err() == nil {
 		if reason, blocked := w.cfg.Store.Blocked(w.cfg.Name); blocked {
-			w.rec.flush()
 			w.m.blocked.WithLabelValues(w.cfg.Name).Set(1)
 			w.log.Debug("queue blocked; waiting for unblock", zap.String("reason", reason))
 			w.updateGauges(true)
@@ -261,11 +260,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			continue
 		}
 		if len(entries) == 0 {
-			// Idle. The marks held back go to the store now, but their
-			// commit is not waited for (one fsync per caught-up message
-			// would throttle a worker that keeps up); wait refreshes the
-			// gauges once they are committed.
-			w.rec.flush()
+			// Idle. The records still uncommitted are not waited for (one
+			// fsync per caught-up message would throttle a worker that keeps
+			// up); wait refreshes the gauges when they are committed.
 			w.updateGauges(true)
 			w.wait(ctx, w.cfg.Poll, true)
 			continue
