@@ -54,21 +54,31 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	targets := strings.Split(o.targets, ",")
-	results := map[string]map[int]cell{}
+	// Runs are interleaved (run 1 of every target and connection count, then
+	// run 2, ...), so that a slow spell of the shared machine costs every
+	// target alike and the same-run ratios stay fair.
+	all := map[string]map[int][]cell{}
 	for _, target := range targets {
-		results[target] = map[int]cell{}
+		all[target] = map[int][]cell{}
+	}
+	for i := 0; i < o.runs; i++ {
 		for _, c := range conns {
-			var runs []cell
-			for i := 0; i < o.runs; i++ {
+			for _, target := range targets {
 				r, err := measure(ctx, o, target, c)
 				if err != nil {
 					return fmt.Errorf("%s at %d connections: %w", target, c, err)
 				}
 				fmt.Fprintf(os.Stderr, "%-12s conns=%-4d run %d: %8.0f msg/s  p50 %6.2f ms  p99 %6.2f ms  delivered %8.0f msg/s  errors %d\n",
 					target, c, i+1, r.rate, r.p50, r.p99, r.delivered, r.errors)
-				runs = append(runs, r)
+				all[target][c] = append(all[target][c], r)
 			}
-			results[target][c] = median(runs)
+		}
+	}
+	results := map[string]map[int]cell{}
+	for _, target := range targets {
+		results[target] = map[int]cell{}
+		for _, c := range conns {
+			results[target][c] = median(all[target][c])
 		}
 	}
 	report := render(o, targets, conns, results)
@@ -308,7 +318,7 @@ func median(runs []cell) cell {
 func render(o options, targets []string, conns []int, res map[string]map[int]cell) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# mllpd benchmarks\n\n")
-	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s), %s. Each cell: median of %d runs of %s; "+
+	fmt.Fprintf(&b, "Measured %s on %s (%d cores, %s), %s. Each cell: median of %d runs of %s, interleaved (run 1 of every cell, then run 2, ...); "+
 		"one message in flight per connection; a realistic %d-byte ADT^A01 with a unique MSH-10; "+
 		"load generator and server share the machine. Reproduce: `make bench-load`.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version(),
