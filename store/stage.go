@@ -18,7 +18,7 @@ import (
 // later, many messages at a time, by materialize. That keeps an append's
 // commit to one B+tree path, which is what a lone sender's ACK waits for (each
 // extra path is pages scattered over the file that the fsync must reach), and
-// turns the index's scattered inserts into one sorted pass.
+// writes the index's scattered inserts for many messages in one pass.
 //
 // Nothing is weaker for it: the record and its staged entries commit in the
 // same transaction, and whatever reads idx merges the staged tail from the
