@@ -93,8 +93,11 @@ func (r *recorder) release() {
 // store reopens its file after a failed commit; the record is written again
 // with backoff until the store takes it or closes.
 func (r *recorder) retry(c completion) bool {
+	if c.err == nil || c.result != nil {
+		return false
+	}
 	var ce *store.CommitError
-	if c.result != nil || !errors.As(c.err, &ce) {
+	if !errors.As(c.err, &ce) {
 		return false
 	}
 	c.tries++
