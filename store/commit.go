@@ -63,6 +63,7 @@ type groupCommit struct {
 	max      int
 	hasSpace chan struct{} // closed when the leader takes a full batch; nil if nobody waits
 	lazy     *time.Timer   // armed while only lazy ops wait and nobody leads
+	armed    bool          // lazy is armed: later lazy ops do not push it back
 	lazyWait time.Duration // lazyDelay; tests change it
 	lead     func()        // leads the pending ops (Store.lead(nil)); for the lazy timer and close
 }
@@ -113,6 +114,7 @@ func (g *groupCommit) close() bool {
 // leadLazy is the lazy timer's: it commits the lazy ops nobody took along.
 func (g *groupCommit) leadLazy() {
 	g.mu.Lock()
+	g.armed = false
 	if g.leading || len(g.pending) == 0 {
 		g.mu.Unlock()
 		return
@@ -122,8 +124,13 @@ func (g *groupCommit) leadLazy() {
 	g.lead()
 }
 
-// armLazy starts the lazy timer; g.mu is held and nobody leads.
+// armLazy starts the lazy timer unless it runs already (the oldest lazy op
+// waits at most lazyWait); g.mu is held and nobody leads.
 func (g *groupCommit) armLazy() {
+	if g.armed {
+		return
+	}
+	g.armed = true
 	if g.lazy == nil {
 		g.lazy = time.AfterFunc(g.lazyWait, g.leadLazy)
 		return

@@ -488,6 +488,39 @@ func TestRecordAsyncIsLazy(t *testing.T) {
 			t.Errorf("PendingCount = %d, want 1", n)
 		}
 	})
+	t.Run("at most the delay after the first", func(t *testing.T) {
+		// Marks keep coming, no append: the first is committed one delay
+		// after it came, not one delay after the marks stop.
+		const wait = 100 * time.Millisecond
+		s := openTest(t, Options{})
+		s.gc.mu.Lock()
+		s.gc.lazyWait = wait
+		s.gc.mu.Unlock()
+		var batch []Message
+		for i := range 20 {
+			batch = append(batch, msg("A", "B", fmt.Sprintf("m%d", i), "p", Target{"epic", "r"}))
+		}
+		mustAppend(t, s, batch...)
+		p, err := s.Pending("epic", 0, 20)
+		if err != nil || len(p) != 20 {
+			t.Fatalf("Pending = %d entries, %v", len(p), err)
+		}
+		first := make(chan time.Time, 1)
+		start := time.Now()
+		s.RecordAsync(ctx, "epic", p[0].ID, Attempt{Outcome: Delivered}, func(error) { first <- time.Now() })
+		for _, e := range p[1:] {
+			time.Sleep(wait / 5)
+			s.RecordAsync(ctx, "epic", e.ID, Attempt{Outcome: Delivered}, nil)
+		}
+		select {
+		case at := <-first:
+			if d := at.Sub(start); d > 3*wait {
+				t.Errorf("first mark committed after %v; want about %v (the timer was pushed back by later marks)", d, wait)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("first mark never committed")
+		}
+	})
 	t.Run("by Close", func(t *testing.T) {
 		s, p := setup(t, time.Hour)
 		done := make(chan error, 2)
