@@ -35,6 +35,25 @@ func (s *Store) Get(seq uint64) (Record, error) {
 	return rec, err
 }
 
+// GetMessage is Get without Deliveries (nil): the message alone, for a
+// delivery worker that sends it.
+func (s *Store) GetMessage(seq uint64) (Record, error) {
+	var rec Record
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bMsg).Get(u64key(seq))
+		if v == nil {
+			return fmt.Errorf("store: message %d: %w", seq, ErrNotFound)
+		}
+		m, err := decodeMessage(v, true)
+		if err != nil {
+			return fmt.Errorf("store: message %d: %w", seq, err)
+		}
+		rec = Record{Seq: seq, Message: m.Message, Size: m.size, Unrouted: len(m.Targets) == 0}
+		return nil
+	})
+	return rec, err
+}
+
 func loadRecord(tx *bolt.Tx, seq uint64, v []byte, withRaw bool) (Record, error) {
 	m, err := decodeMessage(v, withRaw)
 	if err != nil {

@@ -152,10 +152,18 @@ func TestAppendGet(t *testing.T) {
 			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty(), cmpopts.EquateApproxTime(0)); diff != "" {
 				t.Errorf("Get (-want +got):\n%s", diff)
 			}
+			msgOnly, err := s.GetMessage(res[0].Seq)
+			want.Deliveries = nil
+			if diff := cmp.Diff(want, msgOnly, cmpopts.EquateEmpty(), cmpopts.EquateApproxTime(0)); err != nil || diff != "" {
+				t.Errorf("GetMessage: %v (-want +got):\n%s", err, diff)
+			}
 		})
 	}
 	if _, err := s.Get(9999); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetMessage(9999); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetMessage(unknown) = %v, want ErrNotFound", err)
 	}
 }
 

@@ -34,7 +34,7 @@ type job struct {
 // Mapper, so it may run on another goroutine than the worker's.
 func (w *Worker) prepare(e store.QueueEntry) *job {
 	j := &job{e: e}
-	if j.rec, j.err = w.cfg.Store.Get(e.Seq); j.err != nil {
+	if j.rec, j.err = w.cfg.Store.GetMessage(e.Seq); j.err != nil {
 		return j
 	}
 	if j.parsed, j.parseErr = hl7.ParseWithOptions(j.rec.Raw, hl7.Options{CharsetFallback: j.rec.Charset}); j.parseErr != nil {

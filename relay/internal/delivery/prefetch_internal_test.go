@@ -12,18 +12,18 @@ import (
 	"github.com/mllpd/mllpd/store"
 )
 
-// getStore is a QueueStore whose Get serves one message of a given size and
+// getStore is a QueueStore whose GetMessage serves one message of a given size and
 // checks, at every call, that the prefetcher is not further ahead of the
 // consumer than allowed.
 type getStore struct {
-	QueueStore // nil: only Get is called
+	QueueStore // nil: only GetMessage is called
 	raw        []byte
 	gets       atomic.Int64
 	taken      atomic.Int64 // jobs the consumer took or is about to take
-	worst      atomic.Int64 // largest gets-taken seen by a Get
+	worst      atomic.Int64 // largest gets-taken seen by a GetMessage
 }
 
-func (s *getStore) Get(seq uint64) (store.Record, error) {
+func (s *getStore) GetMessage(seq uint64) (store.Record, error) {
 	n := s.gets.Add(1)
 	for ahead := n - s.taken.Load(); ; {
 		w := s.worst.Load()

@@ -19,7 +19,8 @@ import (
 type QueueStore interface {
 	Pending(dest string, afterID uint64, limit int) ([]store.QueueEntry, error)
 	PendingCount(dest string) (n int, oldest time.Time, err error)
-	Get(seq uint64) (store.Record, error)
+	// GetMessage loads a message (its deliveries are not needed).
+	GetMessage(seq uint64) (store.Record, error)
 	// RecordAsync queues an attempt record for the next group commit, in
 	// call order, and calls done with its outcome once committed.
 	RecordAsync(ctx context.Context, dest string, id uint64, a store.Attempt, done func(error))
