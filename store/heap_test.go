@@ -36,7 +36,9 @@ func TestHeapFlatWithDeepQueue(t *testing.T) {
 	}
 	ctx := context.Background()
 	s := openTest(t, Options{})
-	const batch = 1000
+	// Small batches, as many connections make them: every commit rewrites
+	// the log's tail pages, so most pages come from bbolt's freelist.
+	const batch = 16
 	msgs := make([]Message, batch)
 	raw := make([]byte, 1000)
 	for i := range raw {
@@ -69,8 +71,10 @@ func TestHeapFlatWithDeepQueue(t *testing.T) {
 	}
 	t.Logf("%d undelivered messages (2 queues): heap %d KiB at %d, %+d KiB at %d (%v for the last %d)",
 		n, base>>10, total/5, grown>>10, n, time.Since(start).Round(time.Millisecond), n-total/5)
-	// bbolt's hashmap freelist lives on the heap and tracks free pages, which do
-	// not grow with queue depth; allow it and the runtime some slack.
+	// bbolt keeps on the heap its freelist and a map entry per page it
+	// reused since Open (freelist.allocs): about 2 bytes per message with
+	// 16 KiB pages (8 with 4 KiB ones), measured from 200,000 to 1,000,000
+	// messages; allow it and the runtime some slack.
 	if grown > 4<<20 {
 		t.Errorf("heap grew by %d KiB while the queue grew by %d entries", grown>>10, n-total/5)
 	}

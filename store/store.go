@@ -213,6 +213,13 @@ func (s *Store) openDB() (db *bolt.DB, err error) {
 // it: the freelist is derived data, not written at every commit (one page less
 // per fsync); after an unclean stop bbolt rebuilds it by scanning the file at
 // Open, which costs time proportional to the file size, never data.
+//
+// A new file gets 16 KiB pages (an existing one keeps its own): a commit
+// writes fewer, shallower B+tree paths for the same fsync (one 16 KiB write
+// costs about what one 4 KiB write does on these disks), most messages fit
+// one page without overflow, and bbolt's in-memory record of the pages it
+// reused since Open (one map entry per page, which grows with the data
+// written in the process's lifetime) is a quarter of the size.
 func (s *Store) boltOptions() *bolt.Options {
 	return &bolt.Options{
 		Timeout:        s.opts.LockTimeout,
@@ -220,9 +227,13 @@ func (s *Store) boltOptions() *bolt.Options {
 		NoSync:         false,
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		PageSize:       pageSize,
 		Logger:         nil,
 	}
 }
+
+// pageSize is the page size of new database files.
+const pageSize = 16 << 10
 
 func (s *Store) initSchema(db *bolt.DB) error {
 	upgrade := false

@@ -30,6 +30,33 @@ func TestDurabilitySettings(t *testing.T) {
 	}
 }
 
+// TestPageSize: a new file gets pageSize pages; a file made with other pages
+// (4 KiB, before pageSize) keeps them and works as before.
+func TestPageSize(t *testing.T) {
+	s := openTest(t, Options{})
+	if got := s.db.Info().PageSize; got != pageSize {
+		t.Errorf("new file: page size %d, want %d", got, pageSize)
+	}
+
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{PageSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Store{path: path}).initSchema(db); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	old := openTest(t, Options{Path: path})
+	if got := old.db.Info().PageSize; got != 4096 {
+		t.Errorf("existing file: page size %d, want its own 4096", got)
+	}
+	res := mustAppend(t, old, msg("A", "B", "c1", "p", Target{"epic", "r"}))
+	if rec, err := old.Get(res[0].Seq); err != nil || rec.ControlID != "c1" {
+		t.Errorf("Get in a 4 KiB file: %+v, %v", rec, err)
+	}
+}
+
 func TestOpenLockedByAnotherHandle(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mllpd.db")
 	s := openTest(t, Options{Path: path})
