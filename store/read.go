@@ -21,23 +21,13 @@ type Record struct {
 }
 
 // Get returns message seq with its raw bytes and deliveries, or ErrNotFound.
-func (s *Store) Get(seq uint64) (Record, error) {
-	var rec Record
-	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bMsg).Get(u64key(seq))
-		if v == nil {
-			return fmt.Errorf("store: message %d: %w", seq, ErrNotFound)
-		}
-		var err error
-		rec, err = loadRecord(tx, seq, v, true)
-		return err
-	})
-	return rec, err
-}
+func (s *Store) Get(seq uint64) (Record, error) { return s.get(seq, true) }
 
 // GetMessage is Get without Deliveries (nil): the message alone, for a
 // delivery worker that sends it.
-func (s *Store) GetMessage(seq uint64) (Record, error) {
+func (s *Store) GetMessage(seq uint64) (Record, error) { return s.get(seq, false) }
+
+func (s *Store) get(seq uint64, withDeliveries bool) (Record, error) {
 	var rec Record
 	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bMsg).Get(u64key(seq))
@@ -49,19 +39,12 @@ func (s *Store) GetMessage(seq uint64) (Record, error) {
 			return fmt.Errorf("store: message %d: %w", seq, err)
 		}
 		rec = Record{Seq: seq, Message: m.Message, Size: m.size, Unrouted: len(m.Targets) == 0}
+		if withDeliveries {
+			rec.Deliveries = deliveries(tx, seq, &m)
+		}
 		return nil
 	})
 	return rec, err
-}
-
-func loadRecord(tx *bolt.Tx, seq uint64, v []byte, withRaw bool) (Record, error) {
-	m, err := decodeMessage(v, withRaw)
-	if err != nil {
-		return Record{}, fmt.Errorf("store: message %d: %w", seq, err)
-	}
-	rec := Record{Seq: seq, Message: m.Message, Size: m.size, Unrouted: len(m.Targets) == 0}
-	rec.Deliveries = deliveries(tx, seq, &m)
-	return rec, nil
 }
 
 // deliveries derives one Delivery per destination: the stored record where an
