@@ -12,6 +12,10 @@ import (
 // maxIDInName bounds the control ID part of a file name.
 const maxIDInName = 64
 
+// tempPattern names a file while it is written: a dot file without the .hl7
+// extension, so that a system picking up "*.hl7" never reads a partial one.
+const tempPattern = ".tmp-*"
+
 // File writes one file per message into a directory:
 // <seq, 12 digits>-<control ID sanitized>.hl7, so that a directory listing is
 // in accept order.
@@ -65,7 +69,7 @@ func (t *File) Send(ctx context.Context, msg Message) (Result, error) {
 		return Result{}, err
 	}
 	final := filepath.Join(t.dir, FileName(msg))
-	f, err := os.CreateTemp(t.dir, ".tmp-*.hl7")
+	f, err := os.CreateTemp(t.dir, tempPattern)
 	if err != nil {
 		return Result{}, fmt.Errorf("transport: file: %w", err)
 	}

@@ -130,6 +130,16 @@ func TestFileSend(t *testing.T) {
 		t.Errorf("file = %q", got)
 	}
 
+	// A file being written does not match what a pickup looks for.
+	tmp, err := os.CreateTemp(dir, tempPattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	if ok, _ := filepath.Match("*.hl7", filepath.Base(tmp.Name())); ok {
+		t.Errorf("temp file %s matches *.hl7: a pickup could read it half written", filepath.Base(tmp.Name()))
+	}
+
 	// A cancelled context writes nothing.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
