@@ -253,7 +253,11 @@ func (c *txCtx) lastDeduped(cb *bolt.Bucket, prefix []byte) (dedupeEntry, bool) 
 	if e, ok := c.stagedDedupe(prefix); ok {
 		return e, true
 	}
-	seq, v := lastIndexedDedupe(cb, prefix)
+	if c.idxCur == nil {
+		c.idxCur = cb.Cursor() // one per transaction: Seek repositions it after writes
+	}
+	c.keyBuf = append(append(c.keyBuf[:0], prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	seq, v := lastIndexedDedupe(c.idxCur, c.keyBuf, prefix)
 	if v == nil {
 		return dedupeEntry{}, false
 	}
@@ -268,9 +272,8 @@ const dedupeLookback = 8
 
 // lastIndexedDedupe finds the newest index entry under prefix that was written
 // with a dedupe window, and returns its seq and value (content hash, expiry).
-func lastIndexedDedupe(cb *bolt.Bucket, prefix []byte) (uint64, []byte) {
-	cur := cb.Cursor()
-	end := append(append(make([]byte, 0, len(prefix)+8), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+// end is prefix followed by eight 0xff bytes.
+func lastIndexedDedupe(cur *bolt.Cursor, end, prefix []byte) (uint64, []byte) {
 	k, v := cur.Seek(end)
 	if k == nil {
 		k, v = cur.Last()

@@ -46,6 +46,9 @@ type txCtx struct {
 	stN       int
 	stDedupe  map[string]dedupeEntry
 	stLast    map[string]uint64
+
+	idxCur *bolt.Cursor // the dedupe lookups' cursor on idx
+	keyBuf []byte       // their seek key
 }
 
 // groupCommit is the leader/follower batching of writers. The first caller to
