@@ -274,7 +274,8 @@ const dedupeLookback = 8
 // with a dedupe window, and returns its seq and value (content hash, expiry).
 // end is prefix followed by eight 0xff bytes.
 func lastIndexedDedupe(cur *bolt.Cursor, end, prefix []byte) (uint64, []byte) {
-	k, v := cur.Seek(end)
+	var v []byte
+	k, _ := cur.Seek(end)
 	if k == nil {
 		k, v = cur.Last()
 	} else {

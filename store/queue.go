@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -113,9 +114,8 @@ type DeadLetter struct {
 }
 
 func deliveryKey(seq uint64, dest string) []byte {
-	k := make([]byte, 0, 8+len(dest))
-	k = append(u64key(seq), dest...)
-	return k
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(dest)), seq)
+	return append(k, dest...)
 }
 
 // Pending returns up to limit entries of dest's queue after afterID, in accept
