@@ -67,12 +67,11 @@ func adminCode(err error) int {
 // to lab, two unrouted ADTs) and one frame it rejected.
 type seeded struct {
 	*testDaemon
-	c                 *Client
-	start             time.Time
-	oru, a01, a08     uint64
-	adtA01, adtA08    string
-	rejected          string
-	rejectedWantReply string
+	c              *Client
+	start          time.Time
+	oru, a01, a08  uint64
+	adtA01, adtA08 string
+	rejected       string
 }
 
 func seed(t *testing.T) *seeded {

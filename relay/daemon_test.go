@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -121,19 +120,6 @@ func (c *conn) reply() string {
 		c.t.Fatalf("reading reply: %v", err)
 	}
 	return string(f)
-}
-
-// noReply asserts that nothing arrives within d.
-func (c *conn) noReply(d time.Duration) {
-	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(d))
-	f, err := c.r.ReadFrame()
-	if err == nil {
-		c.t.Fatalf("got reply %q, want none", f)
-	}
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		c.t.Fatalf("want a read timeout, got %v", err)
-	}
 }
 
 func (c *conn) roundTrip(payload string) string {

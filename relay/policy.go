@@ -54,13 +54,3 @@ var nakPolicies = map[failure]nakPolicy{
 	failUnrouted:         {hl7.AR, hl7.CR, hl7.ErrCodeUnsupportedMessageType, "MSH^1^9", "No route for message", "unrouted", true},
 	failBatchRejected:    {hl7.AE, hl7.CE, hl7.ErrCodeSegmentSequence, "", "Batch rejected", "batch_rejected", true},
 }
-
-// failureReasons lists every reason label, so metrics can be pre-created and
-// the label set stays closed.
-func failureReasons() []string {
-	out := make([]string, 0, len(nakPolicies))
-	for _, p := range nakPolicies {
-		out = append(out, p.reason)
-	}
-	return out
-}
