@@ -27,9 +27,11 @@ import (
 // every reopen start empty by materializing what the file holds.
 
 // maxStaged bounds the staged tail: the batch that takes it past this many
-// messages materializes it. It bounds Store.stage's memory and the records a
-// reader merges.
-const maxStaged = 1024
+// messages materializes it. It bounds Store.stage's memory (about 150 bytes a
+// message) and the records a reader merges. Larger tails spread each dirty
+// index page over more entries: with 256 senders, 4,096 cost the daemon about
+// 6% less CPU per message than 1,024 did.
+const maxStaged = 4096
 
 // kIndexed is the meta key of the last seq whose idx entries are written.
 var kIndexed = []byte("indexed")
