@@ -219,7 +219,7 @@ func (in *ingest) check(lc *config.Listener, msg *hl7.Message, h *hl7.Header) fa
 
 func (in *ingest) record(lc *config.Listener, req *mllp.Request, msg *hl7.Message, h *hl7.Header, targets []store.Target) store.Message {
 	return store.Message{
-		Raw:             bytes.Clone(msg.Raw()), // req.Frame is reused by the reader after we return
+		Raw:             msg.Raw(), // aliases req.Frame: AppendAsync copies it before it returns
 		Received:        req.Received,
 		Listener:        in.name,
 		Peer:            peerString(req),

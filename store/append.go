@@ -97,7 +97,9 @@ func (s *Store) Append(ctx context.Context, msgs []Message) ([]AppendResult, err
 // would have returned, from the committing goroutine once the commit's
 // outcome is known (or before AppendAsync returns if msgs were refused, or if
 // ctx ended while waiting for room in a batch). done must not block or call
-// the Store. msgs must stay unchanged until done is called.
+// the Store. msgs must stay unchanged until done is called, except their Raw
+// bytes: those are copied into the record before AppendAsync returns, so a
+// caller may append straight from a buffer it reuses afterwards.
 //
 // It lets a caller that must give up waiting after a deadline (ingest's
 // commit_timeout) wait on a channel and a timer of its own, without a

@@ -503,6 +503,43 @@ func TestReadOnly(t *testing.T) {
 // TestAppendAsync: done is called once per call with Append's outcome, from
 // the committing goroutine; concurrent calls share commits; a duplicate in a
 // later batch is caught; refusals call done before AppendAsync returns.
+// TestAppendAsyncCopiesRaw: the caller may reuse the Raw buffer once
+// AppendAsync returned (ingest appends straight from the MLLP reader's frame);
+// what is stored is what the buffer held at the call.
+func TestAppendAsyncCopiesRaw(t *testing.T) {
+	s := openTest(t, Options{})
+	const n = 32
+	buf := make([]byte, 0, 256)
+	done := make(chan AppendResult, n)
+	want := map[string]string{}
+	for i := range n {
+		m := msg("LAB", "HOSP", fmt.Sprintf("C%d", i), fmt.Sprintf("p%d", i))
+		buf = append(buf[:0], m.Raw...)
+		m.Raw = buf
+		want[m.ControlID] = string(buf)
+		s.AppendAsync(context.Background(), []Message{m}, func(res []AppendResult, err error) {
+			if err != nil {
+				t.Errorf("append: %v", err)
+				res = []AppendResult{{}}
+			}
+			done <- res[0]
+		})
+		for j := range buf {
+			buf[j] = 'X' // reused at once, as the reader reuses its frame
+		}
+	}
+	for range n {
+		res := <-done
+		r, err := s.Get(res.Seq)
+		if err != nil {
+			t.Fatalf("Get(%d): %v", res.Seq, err)
+		}
+		if string(r.Raw) != want[r.ControlID] {
+			t.Errorf("seq %d (%s) holds %q, want %q", res.Seq, r.ControlID, r.Raw, want[r.ControlID])
+		}
+	}
+}
+
 func TestAppendAsync(t *testing.T) {
 	s := openTest(t, Options{})
 	const n = 64
