@@ -10,15 +10,17 @@
 //
 //   - mllpd: the real binary, fsync on, no routes (accept rate and ACK latency)
 //   - mllpd-e2e: the real binary with one MLLP destination that ACKs at once
-//     (the generator's own ack server): delivered messages/s, end to end
+//     (`loadgen serve-count ADDR`, a process of its own): delivered
+//     messages/s end to end, and while the senders sent
 //   - ack-only: an MLLP server that ACKs without storing (the ceiling)
 //   - bbolt-gc: an MLLP server that stores each message with a bare bbolt
 //     leader/follower group commit (the durable baseline)
 //   - python3-hl7: Debian's python3-hl7 asyncio server (appends to a file, no fsync)
 //   - simple-hl7: the npm simple-hl7 3.3.0 listener (appends to a file, no fsync)
 //
-// The baselines ack-only and bbolt-gc are modes of this binary
-// (`loadgen serve-ack ADDR`, `loadgen serve-bbolt ADDR FILE`); `loadgen drive
+// The baselines ack-only and bbolt-gc and the e2e downstream are modes of
+// this binary (`loadgen serve-ack ADDR`, `loadgen serve-bbolt ADDR FILE`,
+// `loadgen serve-count ADDR`); `loadgen drive
 // ADDR CONNS DURATION` loads a server that is already running (for profiling).
 package main
 
@@ -36,6 +38,8 @@ func main() {
 		switch os.Args[1] {
 		case "serve-ack":
 			exit(serveAck(os.Args[2]))
+		case "serve-count":
+			exit(serveCount(os.Args[2]))
 		case "serve-bbolt":
 			exit(serveBbolt(os.Args[2], os.Args[3]))
 		case "drive": // loadgen drive ADDR CONNS DURATION: load a running server (profiling)

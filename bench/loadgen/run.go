@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ type options struct {
 type cell struct {
 	rate, p50, p99 float64 // msg/s, ms, ms
 	delivered      float64 // mllpd-e2e: delivered msg/s
+	whileSending   float64 // mllpd-e2e: delivered msg/s while the senders sent
 	errors         int
 }
 
@@ -226,6 +228,10 @@ func drive(ctx context.Context, addr string, c int, d time.Duration, down *downs
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	var deliveredWhileSending int64
+	if down != nil {
+		deliveredWhileSending = down.count.Load()
+	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	r := cell{rate: float64(total.Load()) / elapsed.Seconds(), errors: int(failed.Load())}
@@ -242,34 +248,51 @@ func drive(ctx context.Context, addr string, c int, d time.Duration, down *downs
 		if n := down.count.Load(); n > 0 && !last.IsZero() {
 			r.delivered = float64(n) / last.Sub(start).Seconds()
 		}
+		r.whileSending = float64(deliveredWhileSending) / elapsed.Seconds()
 	}
 	return r, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// downstream is the end-to-end benchmark's MLLP receiver: it ACKs at once
-// and counts what arrives.
+// downstream is the end-to-end benchmark's MLLP receiver: a separate
+// process (`loadgen serve-count ADDR`), as a downstream system is, that ACKs
+// at once and reports on its stdout how many messages arrived and when the
+// latest did. In the generator's own process its handler would queue behind
+// the 64 sender goroutines and measure the generator's scheduler.
 type downstream struct {
 	addr  string
-	srv   *mllp.Server
+	cmd   *exec.Cmd
 	count atomic.Int64
 	last  atomic.Int64 // unix nanos of the latest arrival
 }
 
 func startDownstream() (*downstream, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	d := &downstream{addr: freeAddr()}
+	self, _ := os.Executable()
+	d.cmd = exec.Command(self, "serve-count", d.addr)
+	d.cmd.Stderr = os.Stderr
+	out, err := d.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	d := &downstream{addr: ln.Addr().String()}
-	h := ackHandler(func([]byte) error {
-		d.count.Add(1)
-		d.last.Store(time.Now().UnixNano())
-		return nil
-	})
-	d.srv = &mllp.Server{Handler: h, IdleTimeout: time.Hour}
-	go d.srv.Serve(ln)
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var n, at int64
+			if _, err := fmt.Sscan(sc.Text(), &n, &at); err == nil {
+				d.last.Store(at)
+				d.count.Store(n)
+			}
+		}
+	}()
+	if err := waitListening(d.addr, 15*time.Second); err != nil {
+		stop(d.cmd)
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -280,7 +303,7 @@ func (d *downstream) lastAt() time.Time {
 	return time.Time{}
 }
 
-func (d *downstream) close() { d.srv.Close() }
+func (d *downstream) close() { stop(d.cmd) }
 
 func parseInts(s string) ([]int, error) {
 	var out []int
@@ -304,10 +327,11 @@ func median(runs []cell) cell {
 		return v[len(v)/2]
 	}
 	out := cell{
-		rate:      pick(func(c cell) float64 { return c.rate }),
-		p50:       pick(func(c cell) float64 { return c.p50 }),
-		p99:       pick(func(c cell) float64 { return c.p99 }),
-		delivered: pick(func(c cell) float64 { return c.delivered }),
+		rate:         pick(func(c cell) float64 { return c.rate }),
+		p50:          pick(func(c cell) float64 { return c.p50 }),
+		p99:          pick(func(c cell) float64 { return c.p99 }),
+		delivered:    pick(func(c cell) float64 { return c.delivered }),
+		whileSending: pick(func(c cell) float64 { return c.whileSending }),
 	}
 	for _, r := range runs {
 		out.errors += r.errors
@@ -323,19 +347,19 @@ func render(o options, targets []string, conns []int, res map[string]map[int]cel
 		"load generator and server share the machine. Reproduce: `make bench-load`.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version(),
 		o.runs, o.duration, len(fmt.Sprintf(adtTemplate, "B0-0")))
-	fmt.Fprintf(&b, "| target | conns | msg/s | p50 ms | p99 ms | delivered msg/s | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| target | conns | msg/s | p50 ms | p99 ms | delivered msg/s | delivered while sending | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, t := range targets {
 		for _, c := range conns {
 			r := res[t][c]
-			del := "—"
+			del, during := "—", "—"
 			if t == "mllpd-e2e" {
-				del = fmt.Sprintf("%.0f", r.delivered)
+				del, during = fmt.Sprintf("%.0f", r.delivered), fmt.Sprintf("%.0f", r.whileSending)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %s | %d |\n", t, c, r.rate, r.p50, r.p99, del, r.errors)
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %s | %s | %d |\n", t, c, r.rate, r.p50, r.p99, del, during, r.errors)
 		}
 	}
 	fmt.Fprintf(&b, "\nTargets: `mllpd` is the real binary with fsync on and no routes; `mllpd-e2e` the same with one MLLP "+
-		"destination that ACKs at once (delivered msg/s counts arrivals at the downstream until every accepted message is there); "+
+		"destination that ACKs at once (delivered msg/s counts arrivals at the downstream until every accepted message is there; delivered while sending, those before the senders stopped); "+
 		"`ack-only` ACKs without storing; `bbolt-gc` stores each message with a bare bbolt leader/follower group commit; "+
 		"`python3-hl7` is Debian's python3-hl7 asyncio server and `simple-hl7` the npm simple-hl7 3.3.0 listener "+
 		"(both append to a file without fsync: not durable).\n\n")

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -38,6 +40,27 @@ func serveOn(addr string, h mllp.Handler) error {
 	}
 	srv := &mllp.Server{Handler: h, MaxConns: 0, IdleTimeout: time.Hour}
 	return srv.Serve(ln)
+}
+
+// serveCount is the end-to-end benchmark's downstream: it ACKs at once and
+// prints "COUNT LAST_ARRIVAL_UNIX_NANOS" every 5 ms while messages arrive.
+func serveCount(addr string) error {
+	var count, last atomic.Int64
+	h := ackHandler(func([]byte) error {
+		last.Store(time.Now().UnixNano())
+		count.Add(1)
+		return nil
+	})
+	go func() {
+		var reported int64
+		for range time.Tick(5 * time.Millisecond) {
+			if n := count.Load(); n != reported {
+				reported = n
+				fmt.Printf("%d %d\n", n, last.Load())
+			}
+		}
+	}()
+	return serveOn(addr, h)
 }
 
 // serveAck is the ceiling: an MLLP server that ACKs without storing.
