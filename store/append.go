@@ -164,6 +164,12 @@ type prepared struct {
 	key    string // prefix as the staged dedupe map's key; "" without a dedupe window
 	recv   time.Time
 	ids    []uint64
+
+	// The idx entries materialize will write, built here so that the leader
+	// only stamps the seq in (the last 8 bytes of cKey, the first 8 of each
+	// queue value).
+	cKey, cVal []byte   // control-ID entry; nil without a control ID
+	qVals      [][]byte // one queue entry value per target
 }
 
 func (p *prepared) prepare(m *Message, now time.Time) {
@@ -179,10 +185,43 @@ func (p *prepared) prepare(m *Message, now time.Time) {
 		if m.DedupeWindow > 0 {
 			p.key = string(p.prefix)
 		}
+		p.cKey = binary.BigEndian.AppendUint64(p.prefix, 0) // in prefix's spare room
+		p.cVal = encodeDedupeValue(m.ContentHash[:], expiry(p.recv.UnixNano(), m.DedupeWindow))
 	}
 	if len(m.Targets) > 0 {
 		p.ids = make([]uint64, len(m.Targets))
+		p.qVals = make([][]byte, len(m.Targets))
+		for j, t := range m.Targets {
+			p.qVals[j] = encodeQueueEntry(0, p.recv.UnixNano(), t.Route)
+		}
 	}
+}
+
+// stampSeq writes seq into the prepared idx entries.
+func (p *prepared) stampSeq(seq uint64) {
+	if p.cKey != nil {
+		binary.BigEndian.PutUint64(p.cKey[len(p.cKey)-8:], seq)
+	}
+	for _, v := range p.qVals {
+		binary.BigEndian.PutUint64(v, seq)
+	}
+}
+
+// expiry is a dedupe entry's expiry for a message received at recv (unix
+// nanoseconds); 0 means written without a dedupe window.
+func expiry(recv int64, window time.Duration) uint64 {
+	if window <= 0 {
+		return 0
+	}
+	return uint64(recv + int64(window))
+}
+
+// encodeDedupeValue is a control-ID entry's value: the content hash and the
+// dedupe expiry.
+func encodeDedupeValue(hash []byte, expiry uint64) []byte {
+	v := make([]byte, 0, 40)
+	v = append(v, hash...)
+	return binary.BigEndian.AppendUint64(v, expiry)
 }
 
 // validName reports whether dest can name a destination: 1..maxNameLen bytes,
@@ -244,7 +283,8 @@ func (c *txCtx) appendMessages(msgs []Message, prep []prepared, res []AppendResu
 		if err := c.indexTime(p.recv, seq); err != nil {
 			return err
 		}
-		c.stageMessage(p.key, seq, m, p.recv.Add(m.DedupeWindow).UnixNano())
+		p.stampSeq(seq)
+		c.stageMessage(p, seq, m)
 	}
 	return nil
 }

@@ -46,6 +46,7 @@ type txCtx struct {
 	stN       int
 	stDedupe  map[string]dedupeEntry
 	stLast    map[string]uint64
+	stEntries []stagedEntry
 
 	idxCur *bolt.Cursor // the dedupe lookups' cursor on idx
 	keyBuf []byte       // their seek key

@@ -39,9 +39,19 @@ var kIndexed = []byte("indexed")
 // stageState mirrors the committed staged tail for writers. Only the leader
 // of the group commit touches it.
 type stageState struct {
-	n      int                    // staged messages
-	dedupe map[string]dedupeEntry // index prefix -> newest staged entry with a dedupe window
-	last   map[string]uint64      // destination -> last queue ID given to a staged entry
+	n       int                    // staged messages
+	dedupe  map[string]dedupeEntry // index prefix -> newest staged entry with a dedupe window
+	last    map[string]uint64      // destination -> last queue ID given to a staged entry
+	entries []stagedEntry          // the tail's idx entries, in seq order, ready to write
+}
+
+// stagedEntry is one idx entry of a staged message, built when it was
+// appended: a control-ID entry (key set) or a queue entry (dest and id set).
+type stagedEntry struct {
+	key   []byte
+	dest  string
+	id    uint64
+	value []byte
 }
 
 type dedupeEntry struct {
@@ -55,6 +65,8 @@ func (st *stageState) reset() {
 	st.n = 0
 	clear(st.dedupe)
 	clear(st.last)
+	clear(st.entries) // let the committed values go
+	st.entries = st.entries[:0]
 }
 
 // commit folds a committed transaction's staging into st.
@@ -66,6 +78,7 @@ func (st *stageState) commit(c *txCtx) {
 		return
 	}
 	st.n += c.stN
+	st.entries = append(st.entries, c.stEntries...)
 	if st.dedupe == nil {
 		st.dedupe = make(map[string]dedupeEntry, len(c.stDedupe))
 	}
@@ -121,15 +134,21 @@ func (c *txCtx) nextQueueID(dest string) uint64 {
 	return last
 }
 
-// stageMessage notes an appended message for the writers of this
-// transaction; key is its index prefix if it has a dedupe window, else "".
-func (c *txCtx) stageMessage(key string, seq uint64, m *Message, expiry int64) {
+// stageMessage notes an appended message, prepared as p with its seq
+// stamped, for the writers of this transaction and for materialize.
+func (c *txCtx) stageMessage(p *prepared, seq uint64, m *Message) {
 	c.stN++
-	if key != "" {
+	if p.key != "" {
 		if c.stDedupe == nil {
 			c.stDedupe = make(map[string]dedupeEntry, 8)
 		}
-		c.stDedupe[key] = dedupeEntry{seq: seq, hash: m.ContentHash, expiry: expiry}
+		c.stDedupe[p.key] = dedupeEntry{seq: seq, hash: m.ContentHash, expiry: int64(expiry(p.recv.UnixNano(), m.DedupeWindow))}
+	}
+	if p.cKey != nil {
+		c.stEntries = append(c.stEntries, stagedEntry{key: p.cKey, value: p.cVal})
+	}
+	for j, t := range m.Targets {
+		c.stEntries = append(c.stEntries, stagedEntry{dest: t.Destination, id: p.ids[j], value: p.qVals[j]})
 	}
 }
 
@@ -151,18 +170,83 @@ func indexedSeq(tx *bolt.Tx) uint64 {
 
 // materialize writes the idx entries of every staged message: its control-ID
 // index entry and one queue entry per target, and the queues' states. After
-// it, this transaction has nothing staged.
+// it, this transaction has nothing staged. The entries come ready-made from
+// Store.stage, or from the records in the file when the mirror does not hold
+// the tail: at Open (a tail left by the last process), never otherwise.
 func (c *txCtx) materialize() error {
 	mb := c.tx.Bucket(bMsg)
 	from, last := c.indexedSeq(), mb.Sequence()
-	c.cleared, c.stN, c.stDedupe, c.stLast = true, 0, nil, nil
+	var mirror [2][]stagedEntry
+	mirrored := last >= from && uint64(c.staged()) == last-from
+	if mirrored {
+		if !c.cleared {
+			mirror[0] = c.s.stage.entries
+		}
+		mirror[1] = c.stEntries
+	}
+	c.cleared, c.stN, c.stDedupe, c.stLast, c.stEntries = true, 0, nil, nil, nil
 	if last <= from {
 		return nil
 	}
-	ib := c.tx.Bucket(bIdx)
-	cur := mb.Cursor()
+	var err error
+	if mirrored {
+		w := entryWriter{c: c, ib: c.tx.Bucket(bIdx)}
+		for _, es := range mirror {
+			for i := range es {
+				if err = w.put(&es[i]); err != nil {
+					return err
+				}
+			}
+		}
+	} else {
+		if n := c.staged(); n > 0 {
+			// Open starts with an empty mirror; a partial one is a bug.
+			c.s.log.Error("store: staged tail mirrored in part; indexing it from the file",
+				zap.Uint64("from", from), zap.Uint64("last", last), zap.Int("mirrored", n))
+		}
+		err = c.materializeFromFile(from)
+	}
+	if err != nil {
+		return err
+	}
+	c.indexed = last
+	return c.tx.Bucket(bMeta).Put(kIndexed, u64key(last))
+}
+
+// entryWriter writes staged entries into idx, keeping the touched queues'
+// states.
+type entryWriter struct {
+	c  *txCtx
+	ib *bolt.Bucket
+	q  *queueRef
+}
+
+func (w *entryWriter) put(e *stagedEntry) error {
+	if e.key != nil {
+		return w.ib.Put(e.key, e.value)
+	}
+	if w.q == nil || w.q.dest != e.dest {
+		var err error
+		if w.q, err = w.c.queue(e.dest, true); err != nil {
+			return err
+		}
+	}
+	if err := w.q.b.Put(withID(w.q.prefix, e.id), e.value); err != nil {
+		return err
+	}
+	w.q.count++
+	w.q.last = max(w.q.last, e.id)
+	w.q.dirty = true
+	return nil
+}
+
+// materializeFromFile writes the idx entries of the records after from, as
+// decoded from the message log: what Open does with a tail left by another
+// process, and what materialize falls back to.
+func (c *txCtx) materializeFromFile(from uint64) error {
+	w := entryWriter{c: c, ib: c.tx.Bucket(bIdx)}
+	cur := c.tx.Bucket(bMsg).Cursor()
 	var r stagedRecord
-	var q *queueRef
 	for k, v := cur.Seek(u64key(from + 1)); k != nil; k, v = cur.Next() {
 		seq := keyU64(k)
 		if err := decodeStaged(v, &r); err != nil {
@@ -173,34 +257,20 @@ func (c *txCtx) materialize() error {
 			continue
 		}
 		if len(r.ctrl) > 0 {
-			var expiry uint64
-			if r.window > 0 {
-				expiry = uint64(r.received + int64(r.window))
-			}
-			v := make([]byte, 0, 40)
-			v = append(v, r.hash...)
-			v = binary.BigEndian.AppendUint64(v, expiry)
-			if err := ib.Put(binary.BigEndian.AppendUint64(indexKeyPrefix(r.ctrl, r.app, r.fac), seq), v); err != nil {
+			key := binary.BigEndian.AppendUint64(indexKeyPrefix(r.ctrl, r.app, r.fac), seq)
+			e := stagedEntry{key: key, value: encodeDedupeValue(r.hash, expiry(r.received, time.Duration(r.window)))}
+			if err := w.put(&e); err != nil {
 				return err
 			}
 		}
 		for _, t := range r.targets {
-			if q == nil || q.dest != string(t.dest) {
-				var err error
-				if q, err = c.queue(string(t.dest), true); err != nil {
-					return err
-				}
-			}
-			if err := q.b.Put(withID(q.prefix, t.id), encodeQueueEntry(seq, r.received, t.route)); err != nil {
+			e := stagedEntry{dest: string(t.dest), id: t.id, value: encodeQueueEntry(seq, r.received, t.route)}
+			if err := w.put(&e); err != nil {
 				return err
 			}
-			q.count++
-			q.last = max(q.last, t.id)
-			q.dirty = true
 		}
 	}
-	c.indexed = last
-	return c.tx.Bucket(bMeta).Put(kIndexed, u64key(last))
+	return nil
 }
 
 // materializeAll writes the idx entries of whatever the file holds staged, in
