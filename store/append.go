@@ -149,7 +149,9 @@ func (s *Store) appendOp(msgs []Message) (o *op, res []AppendResult, size int, e
 	prep := make([]prepared, len(msgs))
 	now := s.now()
 	for i := range msgs {
-		prep[i].prepare(&msgs[i], now)
+		if err := prep[i].prepare(&msgs[i], now); err != nil {
+			return nil, nil, 0, err
+		}
 	}
 	o = &op{staged: true}
 	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, prep, res) }
@@ -164,6 +166,7 @@ type prepared struct {
 	key    string // prefix as the staged dedupe map's key; "" without a dedupe window
 	recv   time.Time
 	ids    []uint64
+	idOffs []int // where in rec the queue IDs go
 
 	// The idx entries materialize will write, built here so that the leader
 	// only stamps the seq in (the last 8 bytes of cKey, the first 8 of each
@@ -172,7 +175,7 @@ type prepared struct {
 	qVals      [][]byte // one queue entry value per target
 }
 
-func (p *prepared) prepare(m *Message, now time.Time) {
+func (p *prepared) prepare(m *Message, now time.Time) error {
 	p.recv = m.Received
 	if p.recv.IsZero() {
 		p.recv = now
@@ -194,7 +197,12 @@ func (p *prepared) prepare(m *Message, now time.Time) {
 		for j, t := range m.Targets {
 			p.qVals[j] = encodeQueueEntry(0, p.recv.UnixNano(), t.Route)
 		}
+		var err error
+		if p.idOffs, err = queueIDOffsets(p.rec, len(m.Targets)); err != nil {
+			return fmt.Errorf("store: append: %w", err) // a bug: encodeMessage made rec
+		}
 	}
+	return nil
 }
 
 // stampSeq writes seq into the prepared idx entries.
@@ -247,14 +255,17 @@ func validateMessage(m *Message) error {
 // queue entries are staged (stage.go): they are carried by its record and
 // written to idx later.
 func (c *txCtx) appendMessages(msgs []Message, prep []prepared, res []AppendResult) error {
-	tx := c.tx
-	mb, cb := tx.Bucket(bMsg), tx.Bucket(bIdx)
-	mb.FillPercent = appendFill
+	if c.msgB == nil {
+		// Once per transaction, not per op: an op is mostly one message.
+		c.msgB = c.tx.Bucket(bMsg)
+		c.msgB.FillPercent = appendFill
+	}
+	mb := c.msgB
 	for i := range msgs {
 		m, p := &msgs[i], &prep[i]
 		res[i] = AppendResult{}
 		if p.prefix != nil && m.DedupeWindow > 0 {
-			if prev, ok := c.lastDeduped(cb, p.prefix); ok && p.recv.UnixNano() < prev.expiry {
+			if prev, ok := c.lastDeduped(p.prefix); ok && p.recv.UnixNano() < prev.expiry {
 				if prev.hash == m.ContentHash {
 					res[i] = AppendResult{Seq: prev.seq, Duplicate: true}
 					continue
@@ -270,11 +281,7 @@ func (c *txCtx) appendMessages(msgs []Message, prep []prepared, res []AppendResu
 		res[i].Seq = seq
 		for j, t := range m.Targets {
 			p.ids[j] = c.nextQueueID(t.Destination)
-		}
-		if len(p.ids) > 0 {
-			if err := setQueueIDs(p.rec, p.ids); err != nil {
-				return err
-			}
+			binary.BigEndian.PutUint64(p.rec[p.idOffs[j]:], p.ids[j])
 		}
 		// bbolt keeps the value until the commit; p.rec is this message's own.
 		if err := mb.Put(u64key(seq), p.rec); err != nil {
@@ -291,12 +298,12 @@ func (c *txCtx) appendMessages(msgs []Message, prep []prepared, res []AppendResu
 
 // lastDeduped finds the newest entry of sender and control ID (prefix) that
 // was written with a dedupe window: staged first (newer), then in the index.
-func (c *txCtx) lastDeduped(cb *bolt.Bucket, prefix []byte) (dedupeEntry, bool) {
+func (c *txCtx) lastDeduped(prefix []byte) (dedupeEntry, bool) {
 	if e, ok := c.stagedDedupe(prefix); ok {
 		return e, true
 	}
 	if c.idxCur == nil {
-		c.idxCur = cb.Cursor() // one per transaction: Seek repositions it after writes
+		c.idxCur = c.tx.Bucket(bIdx).Cursor() // one per transaction: Seek repositions it after writes
 	}
 	c.keyBuf = append(append(c.keyBuf[:0], prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	seq, v := lastIndexedDedupe(c.idxCur, c.keyBuf, prefix)

@@ -183,9 +183,22 @@ func encodeMessage(dst []byte, m *Message, queueIDs []uint64) []byte {
 
 // setQueueIDs writes ids into a record encodeMessage made, target by target.
 func setQueueIDs(rec []byte, ids []uint64) error {
+	offs, err := queueIDOffsets(rec, len(ids))
+	if err != nil {
+		return err
+	}
+	for i, off := range offs {
+		binary.BigEndian.PutUint64(rec[off:], ids[i])
+	}
+	return nil
+}
+
+// queueIDOffsets returns where in a record encodeMessage made its n targets'
+// queue IDs are, so that they can be set without reading the record again.
+func queueIDOffsets(rec []byte, n int) ([]int, error) {
 	d := decoder{b: rec}
 	if d.byte1() != recordV2 {
-		return fmt.Errorf("%w: message version", errCorruptRecord)
+		return nil, fmt.Errorf("%w: message version", errCorruptRecord)
 	}
 	d.uvarint() // received
 	for range 9 {
@@ -193,19 +206,20 @@ func setQueueIDs(rec []byte, ids []uint64) error {
 	}
 	d.take(32)
 	d.uvarint() // dedupe window
-	if n := d.uvarint(); n != uint64(len(ids)) || d.err != nil {
-		return fmt.Errorf("%w: %d targets, %d queue IDs", errCorruptRecord, n, len(ids))
+	if got := d.uvarint(); got != uint64(n) || d.err != nil {
+		return nil, fmt.Errorf("%w: %d targets, %d queue IDs", errCorruptRecord, got, n)
 	}
-	for _, id := range ids {
+	offs := make([]int, n)
+	for i := range offs {
 		d.raw()
 		d.raw()
 		if len(d.b) < 8 {
-			return errCorruptRecord
+			return nil, errCorruptRecord
 		}
-		binary.BigEndian.PutUint64(d.b, id)
+		offs[i] = len(rec) - len(d.b)
 		d.b = d.b[8:]
 	}
-	return d.err
+	return offs, d.err
 }
 
 // queueID reads a target's queue ID in a record of version v.

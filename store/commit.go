@@ -48,6 +48,8 @@ type txCtx struct {
 	stLast    map[string]uint64
 	stEntries []stagedEntry
 
+	ops    int          // operations in the batch, to size what they fill
+	msgB   *bolt.Bucket // the message log, for appends
 	idxCur *bolt.Cursor // the dedupe lookups' cursor on idx
 	keyBuf []byte       // their seek key
 }
@@ -323,7 +325,7 @@ func (s *Store) tryBatch(batch []*op) (retry bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("begin: %w", err)
 	}
-	c := txCtx{tx: tx, s: s, now: s.now().UnixNano(), lastSec: -1}
+	c := txCtx{tx: tx, s: s, now: s.now().UnixNano(), lastSec: -1, ops: len(batch)}
 	for _, o := range batch {
 		if o.broke {
 			continue

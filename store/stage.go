@@ -140,9 +140,12 @@ func (c *txCtx) stageMessage(p *prepared, seq uint64, m *Message) {
 	c.stN++
 	if p.key != "" {
 		if c.stDedupe == nil {
-			c.stDedupe = make(map[string]dedupeEntry, 8)
+			c.stDedupe = make(map[string]dedupeEntry, max(8, c.ops))
 		}
 		c.stDedupe[p.key] = dedupeEntry{seq: seq, hash: m.ContentHash, expiry: int64(expiry(p.recv.UnixNano(), m.DedupeWindow))}
+	}
+	if c.stEntries == nil {
+		c.stEntries = make([]stagedEntry, 0, 2*max(8, c.ops))
 	}
 	if p.cKey != nil {
 		c.stEntries = append(c.stEntries, stagedEntry{key: p.cKey, value: p.cVal})
