@@ -95,9 +95,12 @@ type Reader struct {
 	crPending bool   // the last byte consumed was an FS; a CR next belongs to it
 	skipped   int64
 
-	// onStart, if set, is called each time a VT opens a frame (the Server
-	// moves from its idle to its read deadline there).
-	onStart func()
+	// onStart, if set, is called once a frame's VT was consumed and more of
+	// the frame has to be read from the connection (the Server moves from its
+	// idle to its read deadline there). A frame already buffered whole, the
+	// common case, needs no read and so no deadline of its own.
+	onStart      func()
+	startPending bool // a VT opened a frame; onStart is due before the next read
 }
 
 // NewReader returns a Reader that reads frames from r and refuses payloads
@@ -192,13 +195,15 @@ func (r *Reader) beginFrame() {
 		r.buf = nil
 	}
 	r.buf = r.buf[:0]
-	if r.onStart != nil {
-		r.onStart()
-	}
+	r.startPending = r.onStart != nil
 }
 
 func (r *Reader) readBody() ([]byte, error) {
 	for {
+		if r.startPending && r.br.Buffered() == 0 {
+			r.startPending = false
+			r.onStart()
+		}
 		b, err := r.buffered()
 		if err != nil {
 			if err == io.EOF {
@@ -236,7 +241,7 @@ func (r *Reader) readBody() ([]byte, error) {
 			payload = r.buf
 		}
 		r.discard(end + 1)
-		r.inFrame = false
+		r.inFrame, r.startPending = false, false
 		r.consumeCR()
 		if r.oversize {
 			return nil, &FrameTooLargeError{Size: r.size, Limit: r.max, Prefix: r.buf}

@@ -328,3 +328,42 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.writes++
 	return c.buf.Write(p)
 }
+
+// TestReaderOnStart: the read-deadline hook runs only when a frame has to be
+// read further from the connection, once per such wait, and never for a frame
+// that arrived whole.
+func TestReaderOnStart(t *testing.T) {
+	tests := []struct {
+		name   string
+		chunks []string
+		want   []string // what happened, in order: "start" or a frame's payload
+	}{
+		{"whole frame", []string{"\x0bMSH|a\x1c\r"}, []string{"MSH|a"}},
+		{"two whole frames in one read", []string{"\x0bA\x1c\r\x0bB\x1c\r"}, []string{"A", "B"}},
+		{"split frame", []string{"\x0bMSH", "|a\x1c\r"}, []string{"start", "MSH|a"}},
+		{"split in three", []string{"\x0bM", "S", "H\x1c\r"}, []string{"start", "MSH"}},
+		{"VT alone, then the body", []string{"\x0b", "A\x1c\r"}, []string{"start", "A"}},
+		{"whole, then split", []string{"\x0bA\x1c\r\x0bB", "C\x1c\r"}, []string{"A", "start", "BC"}},
+		{"junk before a whole frame", []string{"xx", "\x0bA\x1c\r"}, []string{"A"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			r := NewReader(&chunkReader{chunks: append([]string(nil), tt.chunks...)}, 0)
+			r.onStart = func() { got = append(got, "start") }
+			for {
+				p, err := r.ReadFrame()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("ReadFrame: %v", err)
+				}
+				got = append(got, string(p))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
