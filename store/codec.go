@@ -18,7 +18,7 @@ const recordV1 = 1
 
 // Message records only: recordV1 holds queue IDs as uvarints; recordV2 as 8
 // bytes, so that an append encodes its record before the transaction and
-// only sets the IDs inside it (setQueueIDs). Both are read.
+// only sets the IDs inside it (at queueIDOffsets). Both are read.
 const recordV2 = 2
 
 type encoder struct{ b []byte }
@@ -151,7 +151,7 @@ func encodedSize(m *Message) int {
 }
 
 // encodeMessage appends m's record (recordV2) to dst. queueIDs may be nil
-// (all 0) for setQueueIDs to fill in later.
+// (all 0) for the append to fill in later (queueIDOffsets).
 func encodeMessage(dst []byte, m *Message, queueIDs []uint64) []byte {
 	e := encoder{b: dst}
 	e.byte1(recordV2)
@@ -179,18 +179,6 @@ func encodeMessage(dst []byte, m *Message, queueIDs []uint64) []byte {
 	}
 	e.bytes(m.Raw)
 	return e.b
-}
-
-// setQueueIDs writes ids into a record encodeMessage made, target by target.
-func setQueueIDs(rec []byte, ids []uint64) error {
-	offs, err := queueIDOffsets(rec, len(ids))
-	if err != nil {
-		return err
-	}
-	for i, off := range offs {
-		binary.BigEndian.PutUint64(rec[off:], ids[i])
-	}
-	return nil
 }
 
 // queueIDOffsets returns where in a record encodeMessage made its n targets'

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -153,4 +154,17 @@ func encodeMessageV1(m *Message, queueIDs []uint64) []byte {
 	}
 	e.bytes(m.Raw)
 	return e.b
+}
+
+// setQueueIDs writes ids into a record encodeMessage made, target by target,
+// at the offsets the append path uses.
+func setQueueIDs(rec []byte, ids []uint64) error {
+	offs, err := queueIDOffsets(rec, len(ids))
+	if err != nil {
+		return err
+	}
+	for i, off := range offs {
+		binary.BigEndian.PutUint64(rec[off:], ids[i])
+	}
+	return nil
 }
