@@ -1,6 +1,6 @@
 # mllpd — the few targets a newcomer needs. `make run` and `make test` work on a fresh clone.
 GO        ?= go
-FUZZTIME  ?= 3s
+FUZZTIME  ?= 2000x
 BENCHCOUNT ?= 6
 
 .PHONY: build run test test-deps unit fuzz fuzz-smoke bench bench-load lint vet clean
