@@ -51,6 +51,19 @@ type Request struct {
 	TLS        *tls.ConnectionState // nil without TLS
 	PeerName   string               // subject CN of the verified client certificate; "" otherwise
 	Received   time.Time            // when the frame's end arrived
+
+	nc net.Conn // for Abort
+}
+
+// Abort closes the request's connection at once; the peer sees it close
+// without a reply. Unlike the other fields it may be used from any goroutine
+// while ServeMLLP runs: for a handler that is still busy when its answer is
+// due (a commit past its deadline). ServeMLLP should then return an error
+// (ErrCloseConn). Abort on a Request the Server did not make does nothing.
+func (r *Request) Abort() {
+	if r.nc != nil {
+		_ = r.nc.Close()
+	}
 }
 
 // A Handler answers one frame.
@@ -452,7 +465,7 @@ func (c *conn) serve() {
 		s.forget(c) // last: Shutdown returns once every connection is forgotten
 	}()
 
-	req := &Request{Listener: s.Name, RemoteAddr: c.nc.RemoteAddr()}
+	req := &Request{Listener: s.Name, RemoteAddr: c.nc.RemoteAddr(), nc: c.nc}
 	if req.RemoteAddr != nil {
 		req.Peer = req.RemoteAddr.String()
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -484,4 +485,38 @@ func TestServerRequestPeer(t *testing.T) {
 			t.Errorf("frame %s: Peer = %q, RemoteAddr = %q; want both %q", id, got[0], got[1], c.LocalAddr())
 		}
 	}
+}
+
+// TestServerRequestAbort: a handler still busy when its answer is due closes
+// the connection from another goroutine; the peer sees the close at once,
+// without a reply, while the handler has not returned yet.
+func TestServerRequestAbort(t *testing.T) {
+	release := make(chan struct{})
+	returned := make(chan struct{})
+	srv := &Server{Handler: HandlerFunc(func(ctx context.Context, req *Request) ([]byte, error) {
+		defer close(returned)
+		time.AfterFunc(50*time.Millisecond, req.Abort)
+		<-release // busy (a commit that stalls)
+		return nil, ErrCloseConn
+	})}
+	c := dial(t, startServer(t, srv), "")
+	if _, err := c.Write([]byte(frame(string(msg("AB1"))))); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p, err := NewReader(c, 0).ReadFrame()
+	if err == nil {
+		t.Fatalf("got reply %q, want the connection closed without one", p)
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read: %v, want EOF (closed by the server)", err)
+	}
+	select {
+	case <-returned:
+		t.Fatal("the handler returned before the peer saw the close: Abort did not act on its own")
+	default:
+	}
+	close(release)
+	<-returned
+	(&Request{}).Abort() // a Request not made by the Server: nothing to close
 }

@@ -251,6 +251,19 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 	var abandoned atomic.Bool
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lc.CommitTimeout)
 	defer cancel()
+	timedOut := func() ([]byte, error) {
+		in.d.metrics.noReply.WithLabelValues(in.name, "commit_timeout").Inc()
+		in.d.logger.Warn("commit still pending after commit_timeout: closing the connection without a reply",
+			zap.String("listener", in.name), zap.Stringer("peer", req.RemoteAddr),
+			zap.String("control_id", headers[0].ControlID), zap.Duration("commit_timeout", lc.CommitTimeout))
+		return nil, mllp.ErrCloseConn
+	}
+	// With no commit in progress AppendAsync commits in this goroutine: the
+	// deadline is then watched from the timer's, which closes the connection.
+	inCall := context.AfterFunc(actx, func() {
+		abandoned.Store(true)
+		req.Abort()
+	})
 	in.d.store.AppendAsync(actx, recs, func(res []store.AppendResult, err error) {
 		done <- appendOutcome{res, err}
 		if abandoned.Load() {
@@ -260,16 +273,15 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 				zap.String("listener", in.name), zap.Bool("stored", err == nil), zap.Error(err))
 		}
 	})
+	if !inCall() {
+		return timedOut() // the connection is closed already
+	}
 	var out appendOutcome
 	select {
 	case out = <-done:
 	case <-actx.Done():
 		abandoned.Store(true)
-		in.d.metrics.noReply.WithLabelValues(in.name, "commit_timeout").Inc()
-		in.d.logger.Warn("commit still pending after commit_timeout: closing the connection without a reply",
-			zap.String("listener", in.name), zap.Stringer("peer", req.RemoteAddr),
-			zap.String("control_id", headers[0].ControlID), zap.Duration("commit_timeout", lc.CommitTimeout))
-		return nil, mllp.ErrCloseConn
+		return timedOut()
 	}
 	if out.err != nil {
 		f := failStore

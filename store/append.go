@@ -103,9 +103,13 @@ func (s *Store) Append(ctx context.Context, msgs []Message) ([]AppendResult, err
 //
 // It lets a caller that must give up waiting after a deadline (ingest's
 // commit_timeout) wait on a channel and a timer of its own, without a
-// goroutine per message: the commit runs on a goroutine the Store starts once
-// per batch, and the durability promise is Append's: a nil error in done
-// means fsynced.
+// goroutine per message: when a commit is in progress, msgs join the next
+// batch, which a goroutine of the Store commits, and AppendAsync returns at
+// once. When none is, the caller's goroutine commits the batch itself (one
+// writer alone pays no goroutine handoff) and AppendAsync returns after done:
+// a caller with a deadline must watch it from another goroutine for that
+// case (ingest closes the connection). The durability promise is Append's: a
+// nil error in done means fsynced.
 func (s *Store) AppendAsync(ctx context.Context, msgs []Message, done func([]AppendResult, error)) {
 	if len(msgs) == 0 && !s.closed.Load() {
 		done(nil, nil)
@@ -124,6 +128,7 @@ func (s *Store) AppendAsync(ctx context.Context, msgs []Message, done func([]App
 		s.space.wrote(size)
 		done(res, nil)
 	}
+	o.callerLeads = true
 	if err := s.submit(ctx, o); err != nil {
 		done(nil, err)
 	}

@@ -503,6 +503,25 @@ func TestReadOnly(t *testing.T) {
 // TestAppendAsync: done is called once per call with Append's outcome, from
 // the committing goroutine; concurrent calls share commits; a duplicate in a
 // later batch is caught; refusals call done before AppendAsync returns.
+// TestAppendAsyncLeadsInCaller: with no commit in progress the caller's
+// goroutine commits its own batch, so done has run, with the outcome, when
+// AppendAsync returns.
+func TestAppendAsyncLeadsInCaller(t *testing.T) {
+	s := openTest(t, Options{})
+	for i := range 3 {
+		var got []AppendResult
+		s.AppendAsync(context.Background(), []Message{msg("LAB", "HOSP", fmt.Sprintf("L%d", i), "p")}, func(res []AppendResult, err error) {
+			if err != nil {
+				t.Errorf("append: %v", err)
+			}
+			got = res
+		})
+		if len(got) != 1 || got[0].Seq != uint64(i+1) {
+			t.Fatalf("append %d: done had %+v when AppendAsync returned, want seq %d", i, got, i+1)
+		}
+	}
+}
+
 // TestAppendAsyncCopiesRaw: the caller may reuse the Raw buffer once
 // AppendAsync returned (ingest appends straight from the MLLP reader's frame);
 // what is stored is what the buffer held at the call.
