@@ -259,7 +259,7 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 		return nil, mllp.ErrCloseConn
 	}
 	// With no commit in progress AppendAsync commits in this goroutine: the
-	// deadline is then watched from the timer's, which closes the connection.
+	// deadline is then watched from a timer, which closes the connection.
 	inCall := context.AfterFunc(actx, func() {
 		abandoned.Store(true)
 		req.Abort()
