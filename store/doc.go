@@ -30,8 +30,8 @@
 //     increase, are never reused, and may skip a value after a failed commit.
 //   - Nothing in memory grows with queue depth or log size: queue positions and
 //     pending counts are kept in the file; in memory are only the batch being
-//     committed, the staged tail's dedupe keys and queue tails (at most
-//     maxStaged messages) and a cached free-space figure.
+//     committed, the staged tail's dedupe keys, queue tails and ready-made
+//     idx entries (at most maxStaged messages) and a cached free-space figure.
 //   - Values read from bbolt are copied before a transaction ends; the records
 //     returned by this package never alias the file.
 //   - A message leaves the log only through Prune, and only when every
@@ -57,8 +57,9 @@
 // its index entry and queue entries (targets with their queue IDs); a batch
 // writes them into idx, with each touched queue's state once, when it holds a
 // write that needs them (a requeue, a mark of a staged entry, retention, ...)
-// or when more than maxStaged messages are staged; a read-write Open does it
-// for whatever the file holds staged. Version 1 files (no "indexed" key:
+// or when more than maxStaged messages are staged. It writes them from
+// entries built when the messages were appended (Store.stage); a read-write
+// Open writes whatever the file holds staged from the records themselves. Version 1 files (no "indexed" key:
 // everything indexed) are upgraded by a read-write Open.
 // Buckets written in key order are packed full (FillPercent 0.95) rather than
 // split half-full. Dedupe is checked against the newest entry of the same
