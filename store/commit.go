@@ -46,13 +46,17 @@ type txCtx struct {
 	queues  map[string]*queueRef // queues touched by the batch
 
 	// Staging (stage.go) of this transaction, folded into Store.stage once it commits.
-	indexed   uint64 // last seq with idx entries written
-	indexedOK bool   // indexed is loaded
-	cleared   bool   // materialized: Store.stage no longer applies
-	stN       int
-	stDedupe  map[string]dedupeEntry
-	stLast    map[string]uint64
-	stEntries []stagedEntry
+	indexed  uint64 // last seq with control-ID entries written
+	queued   uint64 // last seq with queue entries written
+	marksOK  bool   // indexed and queued are loaded
+	cleared  bool   // control-ID entries materialized: Store.stage's no longer apply
+	qCleared bool   // queue entries materialized, likewise
+	stN      int    // messages staged by this transaction since cleared
+	stQN     int    // since qCleared
+	stDedupe map[string]dedupeEntry
+	stLast   map[string]uint64
+	stCtrl   []stagedEntry
+	stQueue  []stagedEntry
 
 	ops    int          // operations in the batch, to size what they fill
 	msgB   *bolt.Bucket // the message log, for appends

@@ -37,10 +37,12 @@
 //   - A message leaves the log only through Prune, and only when every
 //     destination has it delivered or its dead letter purged.
 //
-// # Layout (schema version 2)
+// # Layout (schema version 3)
 //
 // Buckets: meta (schema version, rejected-log counters, "indexed": the last
-// seq whose idx entries are written; the records after it are staged); msg (seq -> message:
+// seq whose control-ID entries are written, and "queued": the last seq whose
+// queue entries are written, at least "indexed"; the records after them are
+// staged); msg (seq -> message:
 // header summary, targets with their queue IDs, raw bytes, in a compact binary
 // encoding); idx, one B+tree for the control-ID index (which serves both
 // dedupe and queries: control ID, sending app and facility, seq -> content
@@ -56,11 +58,15 @@
 // B+tree path, as little as the fsync can be asked to carry. The record holds
 // its index entry and queue entries (targets with their queue IDs); a batch
 // writes them into idx, with each touched queue's state once, when it holds a
-// write that needs them (a requeue, a mark of a staged entry, retention, ...)
-// or when more than maxStaged messages are staged. It writes them from
-// entries built when the messages were appended (Store.stage); a read-write
-// Open writes whatever the file holds staged from the records themselves. Version 1 files (no "indexed" key:
-// everything indexed) are upgraded by a read-write Open.
+// write that needs them (a requeue, retention, ...) or when more than
+// maxStaged messages are staged; a delivery mark of a staged entry writes only
+// the queue entries (at the queues' tails, cheap) and leaves the scattered
+// control-ID entries staged. It writes them from entries built when the
+// messages were appended (Store.stage); a read-write Open writes whatever the
+// file holds staged from the records themselves. Version 1 files (no
+// "indexed" key: everything indexed) and version 2 files (no "queued" key:
+// queue entries written as far as control-ID entries) are upgraded by a
+// read-write Open.
 // Buckets written in key order are packed full (FillPercent 0.95) rather than
 // split half-full. Dedupe is checked against the newest entry of the same
 // sender and control ID that had a dedupe window (stepping over at most 8

@@ -226,10 +226,10 @@ func (s *Store) recordOp(dest string, id uint64, a Attempt) *op {
 	o := &op{staged: true}
 	o.apply = func(c *txCtx) error {
 		q, v, err := c.queueEntry(dest, id)
-		if err == nil && v == nil && c.staged() > 0 {
+		if err == nil && v == nil && c.queueStaged() > 0 {
 			// Perhaps a staged entry (read by Pending from the staged tail):
-			// write the staged entries, then look again.
-			if err := c.materialize(); err != nil {
+			// write the staged queue entries, then look again.
+			if err := c.materializeQueues(); err != nil {
 				return err
 			}
 			q, v, err = c.queueEntry(dest, id)
@@ -665,7 +665,7 @@ func (s *Store) Destinations() ([]DestinationState, error) {
 			return err
 		}
 		// A destination first queued by a staged message is not in bDest yet.
-		_ = stagedTail(tx, 0, func(_ uint64, r *stagedRecord) bool {
+		_ = stagedTail(tx, tagQueue, 0, func(_ uint64, r *stagedRecord) bool {
 			for _, t := range r.targets {
 				get(t.dest)
 			}

@@ -155,7 +155,7 @@ func (s *Store) Search(f Filter) (Page, error) {
 			}
 			slices.Sort(seqs)
 			// Staged messages are not in the index yet; all are newer than it.
-			_ = stagedTail(tx, f.AfterSeq+1, func(seq uint64, r *stagedRecord) bool {
+			_ = stagedTail(tx, tagCtrl, f.AfterSeq+1, func(seq uint64, r *stagedRecord) bool {
 				if string(r.ctrl) == f.ControlID {
 					seqs = append(seqs, seq)
 				}

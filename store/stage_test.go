@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,10 +23,11 @@ func materializeNow(t testing.TB, s *Store) {
 	}
 }
 
-// fileState reads what the file holds: the indexed mark, the last seq, and
+// fileState reads what the file holds: the tail's marks, the last seq, and
 // how many control-ID and queue entries idx has.
 type fileState struct {
-	Indexed, Last   uint64
+	Indexed, Queued uint64
+	Last            uint64
 	CtrlN, QueueN   int
 	QueueCount      uint64 // epic's persisted pending count
 	EpicInDestTable bool
@@ -35,7 +37,7 @@ func readFileState(t testing.TB, s *Store) fileState {
 	t.Helper()
 	var st fileState
 	err := s.view(func(tx *bolt.Tx) error {
-		st.Indexed = indexedSeq(tx)
+		st.Indexed, st.Queued = tailMarks(tx)
 		st.Last = tx.Bucket(bMsg).Sequence()
 		ib := tx.Bucket(bIdx)
 		_ = ib.ForEach(func(k, _ []byte) error {
@@ -126,7 +128,7 @@ func TestStagedAppendWritesOnlyTheLog(t *testing.T) {
 	}
 
 	materializeNow(t, s)
-	if got, want := readFileState(t, s), (fileState{Indexed: 3, Last: 3, CtrlN: 3, QueueN: 3, QueueCount: 2, EpicInDestTable: true}); got != want {
+	if got, want := readFileState(t, s), (fileState{Indexed: 3, Queued: 3, Last: 3, CtrlN: 3, QueueN: 3, QueueCount: 2, EpicInDestTable: true}); got != want {
 		t.Errorf("file after materializing = %+v, want %+v", got, want)
 	}
 	if diff := cmp.Diff(staged, readView(t, s), cmpopts.EquateApproxTime(0)); diff != "" {
@@ -240,6 +242,95 @@ func TestRecordStagedEntry(t *testing.T) {
 	}
 }
 
+// TestMarkWritesOnlyQueueEntries: a delivery mark of a staged entry writes
+// the staged queue entries and leaves the control-ID entries staged; readers,
+// dedupe and queue IDs are right with the two marks apart, and a file left so
+// is indexed in full by the next Open.
+func TestMarkWritesOnlyQueueEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mllpd.db")
+	s := openTest(t, Options{Path: path})
+	m1 := msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"})
+	m2 := msg("LAB", "HOSP", "c2", "p2", Target{"lis", "all"}, Target{"epic", "adt"})
+	mustAppend(t, s, m1, m2)
+	ctx := context.Background()
+	if err := s.Record(ctx, "epic", 1, Attempt{Outcome: Delivered, AckCode: "AA"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readFileState(t, s), (fileState{Indexed: 0, Queued: 2, Last: 2, QueueN: 2, QueueCount: 1, EpicInDestTable: true}); got != want {
+		t.Errorf("file after the mark = %+v, want %+v (queue entries written, control IDs staged)", got, want)
+	}
+
+	mustAppend(t, s, msg("LAB", "HOSP", "c3", "p3", Target{"epic", "adt"}))
+	if res := mustAppend(t, s, m1); !res[0].Duplicate || res[0].Seq != 1 {
+		t.Errorf("resend of seq 1 = %+v, want a duplicate of 1", res[0])
+	}
+	view := readView(t, s)
+	var ids, seqs []uint64
+	for _, e := range view.Pending {
+		ids, seqs = append(ids, e.ID), append(seqs, e.Seq)
+	}
+	if !slices.Equal(ids, []uint64{2, 3}) || !slices.Equal(seqs, []uint64{2, 3}) || view.Count != 2 {
+		t.Errorf("epic pending = IDs %v seqs %v count %d; want IDs [2 3], seqs [2 3], count 2", ids, seqs, view.Count)
+	}
+	if !slices.Equal(view.ByControlID, []uint64{1, 2, 3}) {
+		t.Errorf("by control ID = %v, want [1 2 3]", view.ByControlID)
+	}
+	closeChecked(t, s)
+
+	s = openTest(t, Options{Path: path})
+	if got, want := readFileState(t, s), (fileState{Indexed: 3, Queued: 3, Last: 3, CtrlN: 3, QueueN: 3, QueueCount: 2, EpicInDestTable: true}); got != want {
+		t.Errorf("file after Open = %+v, want %+v (each part written once)", got, want)
+	}
+	if diff := cmp.Diff(view, readView(t, s), cmpopts.EquateApproxTime(0)); diff != "" {
+		t.Errorf("readers after Open differ (-before +after):\n%s", diff)
+	}
+	if res := mustAppend(t, s, m2); !res[0].Duplicate || res[0].Seq != 2 {
+		t.Errorf("resend of seq 2 after Open = %+v, want a duplicate of 2", res[0])
+	}
+	mustAppend(t, s, msg("LAB", "HOSP", "c4", "p4", Target{"epic", "adt"}))
+	if p, err := s.Pending("epic", 3, 10); err != nil || len(p) != 1 || p[0].ID != 4 || p[0].Seq != 4 {
+		t.Errorf("Pending after 3 = %+v, %v; want ID 4 seq 4", p, err)
+	}
+}
+
+// TestSchemaUpgradeFromV2: a version 2 file (one mark, kIndexed, for the
+// whole staged tail) is upgraded with its tail indexed.
+func TestSchemaUpgradeFromV2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mllpd.db")
+	s := openTest(t, Options{Path: path})
+	mustAppend(t, s, msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"}))
+	materializeNow(t, s)
+	mustAppend(t, s, msg("LAB", "HOSP", "c2", "p2", Target{"epic", "adt"}))
+	closeChecked(t, s)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if err := meta.Delete(kQueued); err != nil { // version 2 has one mark
+			return err
+		}
+		return meta.Put(kSchema, binary.BigEndian.AppendUint32(nil, 2))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s = openTest(t, Options{Path: path})
+	if st := readFileState(t, s); st.Indexed != 2 || st.Queued != 2 || st.CtrlN != 2 || st.QueueN != 2 || st.QueueCount != 2 {
+		t.Errorf("after upgrade: file %+v; want both entries of both messages written once", st)
+	}
+	var version uint32
+	_ = s.view(func(tx *bolt.Tx) error {
+		version = binary.BigEndian.Uint32(tx.Bucket(bMeta).Get(kSchema))
+		return nil
+	})
+	if version != SchemaVersion {
+		t.Errorf("version after upgrade = %d, want %d", version, SchemaVersion)
+	}
+}
+
 // TestSchemaUpgradeFromV1: a version 1 file (everything indexed, no indexed
 // mark) opens read-only as is and is upgraded by a read-write Open.
 func TestSchemaUpgradeFromV1(t *testing.T) {
@@ -311,6 +402,11 @@ func TestMaterializeMirrorMatchesFile(t *testing.T) {
 		noWindow.DedupeWindow = 0
 		noCtrl := msg("LAB", "HOSP", "", "y", Target{"lis", "all"})
 		mustAppend(t, s, msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"}))
+		// A delivery mark writes the queue entries staged so far, not the
+		// control-ID entries: the tail's two marks part.
+		if err := s.Record(context.Background(), "epic", 1, Attempt{Outcome: Delivered}); err != nil {
+			t.Fatal(err)
+		}
 		mustAppend(t, s,
 			msg("LAB", "HOSP", "c2", "p2", Target{"lis", "all"}, Target{"epic", "adt"}),
 			msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"}),      // a duplicate: nothing staged
@@ -327,8 +423,8 @@ func TestMaterializeMirrorMatchesFile(t *testing.T) {
 
 	mirrored := openTest(t, Options{Path: filepath.Join(dir, "a.db")})
 	appendAll(mirrored)
-	if st := readFileState(t, mirrored); st.Indexed != 0 {
-		t.Fatalf("tail already indexed (%+v): the test would not use the mirror", st)
+	if st := readFileState(t, mirrored); st.Indexed != 0 || st.Queued != 1 {
+		t.Fatalf("file before materializing = %+v, want indexed 0, queued 1: the test would not use the mirror's two parts", st)
 	}
 	materializeNow(t, mirrored) // from the mirror
 
@@ -344,6 +440,10 @@ func TestMaterializeMirrorMatchesFile(t *testing.T) {
 	appendAll(outOfStep)
 	outOfStep.stage.n++
 	materializeNow(t, outOfStep)
+	queuesOutOfStep := openTest(t, Options{Path: filepath.Join(dir, "d.db")})
+	appendAll(queuesOutOfStep)
+	queuesOutOfStep.stage.qn--
+	materializeNow(t, queuesOutOfStep)
 
 	want := dumpIdx(t, fromFile)
 	if len(want) == 0 {
@@ -354,5 +454,8 @@ func TestMaterializeMirrorMatchesFile(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, dumpIdx(t, outOfStep)); diff != "" {
 		t.Errorf("idx with the mirror out of step differs (-file +out of step):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, dumpIdx(t, queuesOutOfStep)); diff != "" {
+		t.Errorf("idx with the queue mirror out of step differs (-file +out of step):\n%s", diff)
 	}
 }

@@ -17,9 +17,12 @@ import (
 
 // SchemaVersion is the layout version this package reads and writes. It is kept
 // in the meta bucket; a file with another version is refused at Open, except
-// version 1, which a read-write Open upgrades in place (version 2 added the
-// staged tail, stage.go: a version 1 file has everything indexed).
-const SchemaVersion = 2
+// versions 1 and 2, which a read-write Open upgrades in place. Version 2 added
+// the staged tail (stage.go: a version 1 file has everything indexed) and
+// version 3 its second mark, kQueued (a version 2 file has none: its queue
+// entries are written as far as its control-ID entries). A version 2 mllpd
+// would take a version 3 file's queue entries after kIndexed for unwritten.
+const SchemaVersion = 3
 
 // DefaultLockTimeout is how long Open waits for the file lock when
 // Options.LockTimeout is zero.
@@ -252,7 +255,7 @@ func (s *Store) initSchema(db *bolt.DB) error {
 			return false, fmt.Errorf("store: open %s: %w: missing schema version", s.path, ErrSchema)
 		}
 		n := binary.BigEndian.Uint32(v)
-		upgrade = n == 1
+		upgrade = n == 1 || n == 2
 		if n != SchemaVersion && !upgrade {
 			return false, fmt.Errorf("store: open %s: %w %d (this mllpd reads %d)", s.path, ErrSchema, n, SchemaVersion)
 		}
@@ -282,8 +285,10 @@ func (s *Store) initSchema(db *bolt.DB) error {
 				return nil
 			}
 			meta := tx.Bucket(bMeta)
-			if err := meta.Put(kIndexed, u64key(tx.Bucket(bMsg).Sequence())); err != nil {
-				return err
+			if meta.Get(kIndexed) == nil { // version 1
+				if err := meta.Put(kIndexed, u64key(tx.Bucket(bMsg).Sequence())); err != nil {
+					return err
+				}
 			}
 			return meta.Put(kSchema, binary.BigEndian.AppendUint32(nil, SchemaVersion))
 		}
