@@ -85,10 +85,15 @@ type groupCommit struct {
 }
 
 // lazyDelay is how long a lazy op (a delivery mark) waits for another write
-// to share its commit. A sender on one connection sends its next message
-// well within it, so its mark rides on that append's fsync instead of
-// making the append wait behind a commit of its own.
-const lazyDelay = 2 * time.Millisecond
+// to share its commit. While senders send, marks ride on their appends'
+// fsyncs instead of making an append wait behind a commit of its own. When
+// nothing else is written (a worker draining its backlog after an outage)
+// it sets how many marks share one commit: measured on the daemon draining
+// 64 senders' backlog over loopback (four interleaved rounds), 2 ms gave
+// 8,837 msg/s, 10 ms 10,030 and 25 ms 10,666, with the same daemon CPU. A
+// crash loses at most this long of marks: those messages are delivered
+// again (at least once).
+const lazyDelay = 25 * time.Millisecond
 
 func (g *groupCommit) init(max int, lead func()) {
 	g.idle.L = &g.mu

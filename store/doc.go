@@ -18,7 +18,7 @@
 //     db.Batch is not used (its timer delays every lone sender). The one
 //     exception waits on purpose and delays nobody: a delivery mark
 //     (RecordAsync) starts no commit of its own but joins the next batch,
-//     or one it starts after 2 ms; Close commits any left.
+//     or one it starts after 25 ms; Close commits any left.
 //   - A message, its dedupe entry, its control-ID and time index entries and one
 //     queue entry per target are committed in the same transaction. Dedupe is
 //     decided inside it, so two copies in one batch are caught. The dedupe,

@@ -202,7 +202,7 @@ func (s *Store) Record(ctx context.Context, dest string, id uint64, a Attempt) e
 // This lets a delivery worker go on to its next entry while the delivered mark
 // is committed with other writes; after a crash at most the marks not yet
 // committed are lost and those messages are delivered again (at least once).
-// The attempt starts no commit of its own: it waits up to 2 ms for another
+// The attempt starts no commit of its own: it waits up to 25 ms for another
 // write's batch, so that a lone sender's next append carries its message's
 // delivered mark instead of queueing behind a commit of the mark alone.
 // The worker must page with Pending's afterID rather than re-reading the head.
