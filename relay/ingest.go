@@ -256,8 +256,9 @@ func (d *commitDeadline) Err() error {
 }
 
 type appendOutcome struct {
-	res []store.AppendResult
-	err error
+	res     []store.AppendResult
+	err     error
+	expired bool // commit_timeout passed first
 }
 
 // commit appends the frame's messages in one transaction and answers once the
@@ -268,7 +269,9 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 	// same deadline bounds the store's wait for room in a batch. One timer
 	// per message does both: a context.WithTimeout and an AfterFunc on it
 	// cost twice as much of the per-message CPU.
-	done := make(chan appendOutcome, 1)
+	// done gets the commit's outcome and the timer's expiry, whichever comes
+	// first is the answer; room for both, so neither sender ever blocks.
+	done := make(chan appendOutcome, 2)
 	var abandoned, waiting atomic.Bool
 	dl := &commitDeadline{Context: context.Background(), done: make(chan struct{})}
 	timer := time.AfterFunc(lc.CommitTimeout, func() {
@@ -280,6 +283,7 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 			req.Abort()
 		}
 		close(dl.done)
+		done <- appendOutcome{expired: true}
 	})
 	timedOut := func() ([]byte, error) {
 		in.d.metrics.noReply.WithLabelValues(in.name, "commit_timeout").Inc()
@@ -289,7 +293,7 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 		return nil, mllp.ErrCloseConn
 	}
 	in.d.store.AppendAsync(dl, recs, func(res []store.AppendResult, err error) {
-		done <- appendOutcome{res, err}
+		done <- appendOutcome{res: res, err: err}
 		if abandoned.Load() {
 			// The sender got no reply and its connection was closed; its resend
 			// meets the dedupe if this commit did reach the disk.
@@ -298,14 +302,11 @@ func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Req
 		}
 	})
 	waiting.Store(true)
-	var out appendOutcome
-	select {
-	case out = <-done:
-	case <-dl.done:
+	out := <-done
+	if out.expired || !timer.Stop() {
+		// Past commit_timeout, or the outcome came as it passed: the
+		// connection may be closed already.
 		return timedOut()
-	}
-	if !timer.Stop() {
-		return timedOut() // the outcome came as the deadline passed: the connection may be closed already
 	}
 	if out.err != nil {
 		f := failStore
