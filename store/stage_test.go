@@ -302,33 +302,47 @@ func TestSchemaUpgradeFromV2(t *testing.T) {
 	materializeNow(t, s)
 	mustAppend(t, s, msg("LAB", "HOSP", "c2", "p2", Target{"epic", "adt"}))
 	closeChecked(t, s)
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bMeta)
-		if err := meta.Delete(kQueued); err != nil { // version 2 has one mark
-			return err
-		}
-		return meta.Put(kSchema, binary.BigEndian.AppendUint32(nil, 2))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	downgrade(t, path, 2, kQueued) // version 2 has one mark
 
 	s = openTest(t, Options{Path: path})
 	if st := readFileState(t, s); st.Indexed != 2 || st.Queued != 2 || st.CtrlN != 2 || st.QueueN != 2 || st.QueueCount != 2 {
 		t.Errorf("after upgrade: file %+v; want both entries of both messages written once", st)
 	}
-	var version uint32
-	_ = s.view(func(tx *bolt.Tx) error {
-		version = binary.BigEndian.Uint32(tx.Bucket(bMeta).Get(kSchema))
-		return nil
-	})
-	if version != SchemaVersion {
-		t.Errorf("version after upgrade = %d, want %d", version, SchemaVersion)
+	if v := schemaVersion(t, s); v != SchemaVersion {
+		t.Errorf("version after upgrade = %d, want %d", v, SchemaVersion)
 	}
+}
+
+// downgrade rewrites the closed store file at path as the given schema
+// version, deleting the meta key that version does not have.
+func downgrade(t *testing.T, path string, version uint32, missing []byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if err := meta.Delete(missing); err != nil {
+			return err
+		}
+		return meta.Put(kSchema, binary.BigEndian.AppendUint32(nil, version))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func schemaVersion(t *testing.T, s *Store) uint32 {
+	t.Helper()
+	var v uint32
+	if err := s.view(func(tx *bolt.Tx) error {
+		v = binary.BigEndian.Uint32(tx.Bucket(bMeta).Get(kSchema))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // TestSchemaUpgradeFromV1: a version 1 file (everything indexed, no indexed
@@ -339,20 +353,7 @@ func TestSchemaUpgradeFromV1(t *testing.T) {
 	mustAppend(t, s, msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"}))
 	materializeNow(t, s)
 	closeChecked(t, s)
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bMeta)
-		if err := meta.Delete(kIndexed); err != nil {
-			return err
-		}
-		return meta.Put(kSchema, binary.BigEndian.AppendUint32(nil, 1))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	downgrade(t, path, 1, kIndexed) // version 1 has no mark: everything indexed
 
 	ro := openTest(t, Options{Path: path, ReadOnly: true})
 	if p, err := ro.Pending("epic", 0, 10); err != nil || len(p) != 1 {
@@ -360,12 +361,7 @@ func TestSchemaUpgradeFromV1(t *testing.T) {
 	}
 	closeChecked(t, ro)
 	s = openTest(t, Options{Path: path})
-	var version uint32
-	_ = s.view(func(tx *bolt.Tx) error {
-		version = binary.BigEndian.Uint32(tx.Bucket(bMeta).Get(kSchema))
-		return nil
-	})
-	if st := readFileState(t, s); version != SchemaVersion || st.Indexed != 1 || st.QueueN != 1 {
+	if st, version := readFileState(t, s), schemaVersion(t, s); version != SchemaVersion || st.Indexed != 1 || st.QueueN != 1 {
 		t.Errorf("after upgrade: version %d, file %+v; want version %d, indexed 1", version, st, SchemaVersion)
 	}
 	if res := mustAppend(t, s, msg("LAB", "HOSP", "c1", "p1", Target{"epic", "adt"})); !res[0].Duplicate {
