@@ -182,7 +182,7 @@ func (in *ingest) serve(ctx context.Context, lc *config.Listener, req *mllp.Requ
 	if failed {
 		return in.rejectMessages(ctx, lc, req, b, headers, fails, mode), nil
 	}
-	return in.commit(ctx, lc, req, b, headers, recs, mode)
+	return in.commit(lc, req, b, headers, recs, mode)
 }
 
 // check validates a parsed message's header against the listener's accept
@@ -263,14 +263,14 @@ type appendOutcome struct {
 
 // commit appends the frame's messages in one transaction and answers once the
 // outcome is known.
-func (in *ingest) commit(ctx context.Context, lc *config.Listener, req *mllp.Request, b *hl7.Batch, headers []hl7.Header, recs []store.Message, mode replyMode) ([]byte, error) {
+func (in *ingest) commit(lc *config.Listener, req *mllp.Request, b *hl7.Batch, headers []hl7.Header, recs []store.Message, mode replyMode) ([]byte, error) {
 	// The commit runs on the store's committing goroutine (one per batch, not
 	// one per message); this one waits for its outcome or commit_timeout. The
 	// same deadline bounds the store's wait for room in a batch. One timer
-	// per message does both: a context.WithTimeout and an AfterFunc on it
-	// cost twice as much of the per-message CPU.
-	// done gets the commit's outcome and the timer's expiry, whichever comes
-	// first is the answer; room for both, so neither sender ever blocks.
+	// does both (a context.WithTimeout with an AfterFunc and a select cost 6%
+	// of the rate at 256 connections), and done gets whichever comes first,
+	// the outcome or the expiry: it has room for both, so neither sender
+	// ever blocks. The deadline ignores ctx: a queued commit is waited for.
 	done := make(chan appendOutcome, 2)
 	var abandoned, waiting atomic.Bool
 	dl := &commitDeadline{Context: context.Background(), done: make(chan struct{})}
