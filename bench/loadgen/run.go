@@ -378,8 +378,9 @@ func render(o options, targets []string, conns []int, res map[string]map[int]cel
 	return b.String()
 }
 
+// ratio is a/b, or a dash when either was not measured in this run.
 func ratio(a, b float64) string {
-	if b == 0 {
+	if a == 0 || b == 0 {
 		return "—"
 	}
 	return fmt.Sprintf("%.2fx", a/b)
