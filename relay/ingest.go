@@ -285,11 +285,10 @@ func (in *ingest) commit(lc *config.Listener, req *mllp.Request, b *hl7.Batch, h
 		close(dl.done)
 		done <- appendOutcome{expired: true}
 	})
-	timedOut := func() ([]byte, error) {
+	timedOut := func(msg string, fields ...zap.Field) ([]byte, error) {
 		in.d.metrics.noReply.WithLabelValues(in.name, "commit_timeout").Inc()
-		in.d.logger.Warn("commit still pending after commit_timeout: closing the connection without a reply",
-			zap.String("listener", in.name), zap.Stringer("peer", req.RemoteAddr),
-			zap.String("control_id", headers[0].ControlID), zap.Duration("commit_timeout", lc.CommitTimeout))
+		in.d.logger.Warn(msg, append(fields, zap.String("listener", in.name), zap.Stringer("peer", req.RemoteAddr),
+			zap.String("control_id", headers[0].ControlID), zap.Duration("commit_timeout", lc.CommitTimeout))...)
 		return nil, mllp.ErrCloseConn
 	}
 	in.d.store.AppendAsync(dl, recs, func(res []store.AppendResult, err error) {
@@ -303,10 +302,14 @@ func (in *ingest) commit(lc *config.Listener, req *mllp.Request, b *hl7.Batch, h
 	})
 	waiting.Store(true)
 	out := <-done
-	if out.expired || !timer.Stop() {
-		// Past commit_timeout, or the outcome came as it passed: the
-		// connection may be closed already.
-		return timedOut()
+	if out.expired {
+		return timedOut("commit still pending after commit_timeout: closing the connection without a reply")
+	}
+	if !timer.Stop() {
+		// The outcome came as commit_timeout passed: the timer may have
+		// closed the connection already. A resend meets the dedupe.
+		return timedOut("commit finished as commit_timeout passed: closing the connection without a reply",
+			zap.Bool("stored", out.err == nil))
 	}
 	if out.err != nil {
 		f := failStore
