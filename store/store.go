@@ -231,9 +231,18 @@ func (s *Store) boltOptions() *bolt.Options {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 		PageSize:       pageSize,
-		Logger:         nil,
+		// InitialMmapSize reserves address space, not memory: until the
+		// file outgrows it, a growing file is never remapped. A remap
+		// waits for every read transaction to end and stalls the next
+		// ones, and every page must then be faulted in again.
+		InitialMmapSize: initialMmapSize,
+		Logger:          nil,
 	}
 }
+
+// initialMmapSize is the address space mapped at Open (bbolt grows it by
+// doubling, then by 1 GiB steps, once the file needs more).
+const initialMmapSize = 1 << 30
 
 // pageSize is the page size of new database files.
 const pageSize = 16 << 10

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,24 @@ func TestDurabilitySettings(t *testing.T) {
 	}
 	if s.db.NoGrowSync {
 		t.Error("NoGrowSync is on: file growth would not be fsynced")
+	}
+}
+
+// A growing file stays in its first mapping (initialMmapSize): a remap
+// would wait for every read transaction and stall the next ones.
+func TestGrowingFileNotRemapped(t *testing.T) {
+	s := openTest(t, Options{})
+	base := s.db.Info().Data
+	for i := range 40 {
+		m := msg("A", "B", fmt.Sprintf("c%d", i), "p")
+		m.Raw = bytes.Repeat([]byte{'x'}, 512<<10)
+		mustAppend(t, s, m)
+	}
+	if fi, err := os.Stat(s.path); err != nil || fi.Size() < 20<<20 {
+		t.Fatalf("file did not grow past 20 MiB: %v, %v", fi, err)
+	}
+	if got := s.db.Info().Data; got != base {
+		t.Errorf("file remapped while growing: mapping moved from %#x to %#x", base, got)
 	}
 }
 
