@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -85,7 +86,9 @@ func (s *Store) Append(ctx context.Context, msgs []Message) ([]AppendResult, err
 	if err != nil {
 		return nil, err
 	}
-	if err := s.submit(ctx, o); err != nil {
+	err = s.submit(ctx, o)
+	o.release()
+	if err != nil {
 		return nil, err
 	}
 	s.space.wrote(size)
@@ -121,6 +124,7 @@ func (s *Store) AppendAsync(ctx context.Context, msgs []Message, done func([]App
 		return
 	}
 	o.done = func(err error) {
+		o.release()
 		if err != nil {
 			done(nil, err)
 			return
@@ -158,7 +162,7 @@ func (s *Store) appendOp(msgs []Message) (o *op, res []AppendResult, size int, e
 			return nil, nil, 0, err
 		}
 	}
-	o = &op{staged: true}
+	o = &op{staged: true, prep: prep}
 	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, prep, res) }
 	return o, res, size, nil
 }
@@ -187,7 +191,7 @@ func (p *prepared) prepare(m *Message, now time.Time) error {
 	}
 	mm := *m
 	mm.Received = p.recv
-	p.rec = encodeMessage(make([]byte, 0, encodedSize(&mm)), &mm, nil)
+	p.rec = encodeMessage(recordBuf(encodedSize(&mm)), &mm, nil)
 	if m.ControlID != "" {
 		p.prefix = indexPrefix(m)
 		if m.DedupeWindow > 0 {
@@ -422,4 +426,34 @@ func senderPart[T string | []byte](dst []byte, app, fac T) []byte {
 	dst = append(dst, app...)
 	dst = binary.AppendUvarint(dst, uint64(len(fac)))
 	return append(dst, fac...)
+}
+
+// recordPool holds record buffers for reuse. A record lives from the
+// caller's prepare until its batch's commit, when bbolt copies it into its
+// pages; reusing the buffer spares the allocation of fresh memory per
+// message.
+var recordPool sync.Pool // *[]byte
+
+// maxPooledRecord keeps outsized records out of the pool.
+const maxPooledRecord = 64 << 10
+
+func recordBuf(n int) []byte {
+	if n <= maxPooledRecord {
+		if b, ok := recordPool.Get().(*[]byte); ok && cap(*b) >= n {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// release returns the op's record buffers to recordPool; the batch that
+// wrote them is over.
+func (o *op) release() {
+	for i := range o.prep {
+		if b := o.prep[i].rec; cap(b) <= maxPooledRecord {
+			recordPool.Put(&b)
+		}
+		o.prep[i].rec = nil
+	}
+	o.prep = nil
 }

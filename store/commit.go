@@ -35,6 +35,9 @@ type op struct {
 	// goroutine handoff and no thread wakeup: measured on the daemon with one
 	// connection, 20% less CPU per message.
 	callerLeads bool
+	// prep (appends only): the records, whose buffers go back to recordPool
+	// once the batch is over (bbolt copied them into its pages at commit).
+	prep []prepared
 }
 
 // txCtx is the state of one batch transaction.

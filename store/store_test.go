@@ -578,6 +578,65 @@ func TestAppendAsyncCopiesRaw(t *testing.T) {
 	}
 }
 
+// Record buffers go back to a pool when their batch is over and are reused
+// by later appends: concurrent appends of many sizes, sync and async, must
+// each read back exactly as sent.
+func TestRecordBuffersReused(t *testing.T) {
+	s := openTest(t, Options{})
+	const writers, each = 8, 60
+	type stored struct {
+		seq uint64
+		raw string
+	}
+	out := make(chan stored, writers*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				m := msg("LAB", "HOSP", fmt.Sprintf("W%dM%d", w, i), "p", Target{"epic", "adt"})
+				m.Raw = bytes.Repeat([]byte{byte('a' + (w+i)%26)}, 10+(w*131+i*977)%5000)
+				copy(m.Raw, m.ControlID)
+				raw := string(m.Raw)
+				if i%2 == 0 {
+					res, err := s.Append(context.Background(), []Message{m})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					out <- stored{res[0].Seq, raw}
+					continue
+				}
+				done := make(chan []AppendResult, 1)
+				s.AppendAsync(context.Background(), []Message{m}, func(res []AppendResult, err error) {
+					if err != nil {
+						t.Error(err)
+					}
+					done <- res
+				})
+				if res := <-done; len(res) == 1 {
+					out <- stored{res[0].Seq, raw}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(out)
+	n := 0
+	for st := range out {
+		n++
+		r, err := s.Get(st.seq)
+		if err != nil {
+			t.Fatalf("Get(%d): %v", st.seq, err)
+		}
+		if string(r.Raw) != st.raw {
+			t.Fatalf("seq %d holds %d bytes starting %q, want %d bytes starting %q", st.seq, len(r.Raw), r.Raw[:min(12, len(r.Raw))], len(st.raw), st.raw[:min(12, len(st.raw))])
+		}
+	}
+	if n != writers*each {
+		t.Fatalf("%d appends stored, want %d", n, writers*each)
+	}
+}
+
 func TestAppendAsync(t *testing.T) {
 	s := openTest(t, Options{})
 	const n = 64
