@@ -67,8 +67,8 @@
 // "indexed" key: everything indexed) and version 2 files (no "queued" key:
 // queue entries written as far as control-ID entries) are upgraded by a
 // read-write Open.
-// Buckets written mostly in key order (all but delivery and meta) are packed
-// full (FillPercent 0.95) rather than split half-full. The file is mapped
+// Buckets written mostly in key order (msg, idx, time, dead letters,
+// rejected) are packed full (FillPercent 0.95) rather than split half-full. The file is mapped
 // with 1 GiB of address space from the start, so that a growing file is not
 // remapped (a remap waits for every reader) until it outgrows that.
 // Dedupe is checked against the newest entry of the same sender and control
