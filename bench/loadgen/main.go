@@ -18,6 +18,10 @@
 //   - python3-hl7: Debian's python3-hl7 asyncio server (appends to a file, no fsync)
 //   - simple-hl7: the npm simple-hl7 3.3.0 listener (appends to a file, no fsync)
 //
+// Each cell also gives the CPU spent per accepted message, by the whole
+// machine and by the server and downstream processes (cpu.go, Linux): with
+// everything on one machine, it bounds what the end-to-end rate can reach.
+//
 // The baselines ack-only and bbolt-gc and the e2e downstream are modes of
 // this binary (`loadgen serve-ack ADDR`, `loadgen serve-bbolt ADDR FILE`,
 // `loadgen serve-count ADDR`); `loadgen drive

@@ -34,6 +34,11 @@ type cell struct {
 	delivered      float64 // mllpd-e2e: delivered msg/s
 	whileSending   float64 // mllpd-e2e: delivered msg/s while the senders sent
 	errors         int
+	n              int64 // messages accepted (ACKed)
+	// CPU per accepted message, in µs (cpu.go): the whole machine's, the
+	// server process's, the e2e downstream's. The run ends when the senders
+	// stop or, for mllpd-e2e, when the last message has arrived downstream.
+	machineCPU, serverCPU, downCPU float64
 }
 
 // adtTemplate is a realistic 1 KB ADT^A01 (fictional patient); %s is MSH-10.
@@ -158,7 +163,17 @@ func measure(ctx context.Context, o options, target string, c int) (cell, error)
 	if err := waitListening(addr, 15*time.Second); err != nil {
 		return cell{}, err
 	}
-	return drive(ctx, addr, c, o.duration, down)
+	pids := []int{cmd.Process.Pid}
+	if down != nil {
+		pids = append(pids, down.cmd.Process.Pid)
+	}
+	before := sampleCPU(pids...)
+	r, err := drive(ctx, addr, c, o.duration, down)
+	if err != nil {
+		return cell{}, err
+	}
+	r.setCPU(before, sampleCPU(pids...))
+	return r, nil
 }
 
 func stop(cmd *exec.Cmd) {
@@ -234,7 +249,7 @@ func drive(ctx context.Context, addr string, c int, d time.Duration, down *downs
 	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
-	r := cell{rate: float64(total.Load()) / elapsed.Seconds(), errors: int(failed.Load())}
+	r := cell{rate: float64(total.Load()) / elapsed.Seconds(), errors: int(failed.Load()), n: total.Load()}
 	if len(all) > 0 {
 		r.p50 = ms(all[len(all)/2])
 		r.p99 = ms(all[len(all)*99/100])
@@ -332,6 +347,9 @@ func median(runs []cell) cell {
 		p99:          pick(func(c cell) float64 { return c.p99 }),
 		delivered:    pick(func(c cell) float64 { return c.delivered }),
 		whileSending: pick(func(c cell) float64 { return c.whileSending }),
+		machineCPU:   pick(func(c cell) float64 { return c.machineCPU }),
+		serverCPU:    pick(func(c cell) float64 { return c.serverCPU }),
+		downCPU:      pick(func(c cell) float64 { return c.downCPU }),
 	}
 	for _, r := range runs {
 		out.errors += r.errors
@@ -363,10 +381,26 @@ func render(o options, targets []string, conns []int, res map[string]map[int]cel
 		"`ack-only` ACKs without storing; `bbolt-gc` stores each message with a bare bbolt leader/follower group commit; "+
 		"`python3-hl7` is Debian's python3-hl7 asyncio server and `simple-hl7` the npm simple-hl7 3.3.0 listener "+
 		"(both append to a file without fsync: not durable).\n\n")
-	fmt.Fprintf(&b, "## Ratios (same run)\n\n| conns | mllpd / bbolt-gc msg/s | mllpd / bbolt-gc p99 | mllpd / ack-only msg/s | e2e delivered / mllpd accepted |\n|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "## CPU per message (same run)\n\n| target | conns | machine CPU µs/msg | server process CPU µs/msg | downstream CPU µs/msg |\n|---|---:|---:|---:|---:|\n")
+	for _, t := range targets {
+		for _, c := range conns {
+			if r := res[t][c]; r.machineCPU > 0 {
+				fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %s |\n", t, c, r.machineCPU, micros(r.serverCPU), micros(r.downCPU))
+			}
+		}
+	}
+	fmt.Fprintf(&b, "\nMachine CPU is every core's busy time (user, system, interrupts; not idle or I/O wait) from the start of the run "+
+		"until the senders stopped or, for mllpd-e2e, until the last message arrived downstream, over the messages accepted: it counts "+
+		"the generator, the server and the downstream alike. On a machine they keep busy, no target can go faster than "+
+		"cores × 10⁶ / machine CPU µs per message; the e2e ceiling below is that bound for mllpd-e2e.\n\n")
+	fmt.Fprintf(&b, "## Ratios (same run)\n\n| conns | mllpd / bbolt-gc msg/s | mllpd / bbolt-gc p99 | mllpd / ack-only msg/s | e2e delivered / mllpd accepted | e2e ceiling / mllpd accepted |\n|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range conns {
 		m, g, a, e := res["mllpd"][c], res["bbolt-gc"][c], res["ack-only"][c], res["mllpd-e2e"][c]
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s |\n", c, ratio(m.rate, g.rate), ratio(m.p99, g.p99), ratio(m.rate, a.rate), ratio(e.delivered, m.rate))
+		var ceiling float64
+		if e.machineCPU > 0 {
+			ceiling = float64(runtime.NumCPU()) * 1e6 / e.machineCPU
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s |\n", c, ratio(m.rate, g.rate), ratio(m.p99, g.p99), ratio(m.rate, a.rate), ratio(e.delivered, m.rate), ratio(ceiling, m.rate))
 	}
 	fmt.Fprintf(&b, "\n| conns | mllpd / python3-hl7 msg/s | mllpd / simple-hl7 msg/s |\n|---:|---:|---:|\n")
 	for _, c := range conns {
@@ -376,6 +410,14 @@ func render(o options, targets []string, conns []int, res map[string]map[int]cel
 	fmt.Fprintf(&b, "\nTargets of issue 16: at every connection count mllpd ≥ 0.8x bbolt-gc msg/s with p99 ≤ 2x its p99; "+
 		"at 64 connections ahead of every third-party listener. Issue 14: e2e delivered ≥ 0.6x the accept rate of the same binary with no routes.\n")
 	return b.String()
+}
+
+// micros formats a CPU figure, or a dash when it was not measured.
+func micros(v float64) string {
+	if v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 // ratio is a/b, or a dash when either was not measured in this run.
