@@ -58,8 +58,8 @@ type txCtx struct {
 	stQN     int    // since qCleared
 	stDedupe map[string]dedupeEntry
 	stLast   map[string]uint64
-	stCtrl   []stagedEntry
-	stQueue  []stagedEntry
+	stCtrl   entryLog
+	stQueue  entryLog
 
 	ops    int          // operations in the batch, to size what they fill
 	msgB   *bolt.Bucket // the message log, for appends

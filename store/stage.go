@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -27,7 +28,7 @@ import (
 // every reopen start empty by materializing what the file holds.
 
 // maxStaged bounds the staged tail: the batch that takes it past this many
-// messages materializes it. It bounds Store.stage's memory (about 300 bytes a
+// messages materializes it. It bounds Store.stage's memory (about 260 bytes a
 // message: its dedupe key and ready-made idx entries), the records a reader
 // merges, and the pause of the batch that materializes. Measured on the
 // daemon (five interleaved rounds each): at 256 senders 2,048 gave 3.8% more
@@ -55,17 +56,79 @@ type stageState struct {
 	qn     int                    // messages after kQueued
 	dedupe map[string]dedupeEntry // index prefix -> newest staged entry with a dedupe window
 	last   map[string]uint64      // destination -> last queue ID given to an entry after kQueued
-	ctrl   []stagedEntry          // control-ID entries after kIndexed, in seq order, ready to write
-	queue  []stagedEntry          // queue entries after kQueued, likewise
+	ctrl   entryLog               // control-ID entries after kIndexed, in seq order, ready to write
+	queue  entryLog               // queue entries after kQueued, likewise
 }
 
 // stagedEntry is one idx entry of a staged message, built when it was
 // appended: a control-ID entry (key set) or a queue entry (dest and id set).
+// Its slices may alias an entryLog or the file: valid while those are.
 type stagedEntry struct {
 	key   []byte
-	dest  string
+	dest  []byte
 	id    uint64
 	value []byte
+}
+
+// An entryLog holds staged entries packed in one byte slice, in the order
+// added. The mirror lives as long as its tail (up to maxStaged messages): as
+// bytes without pointers it gives the garbage collector nothing to scan, in
+// about half the memory of a slice of stagedEntry with a key and a value
+// slice each (a heap profile with 952 messages staged: 240 KB against 447).
+type entryLog struct {
+	b []byte
+}
+
+// add appends an entry: key, dest and value length-prefixed, then the id.
+func (l *entryLog) add(key []byte, dest string, id uint64, value []byte) {
+	l.b = binary.AppendUvarint(l.b, uint64(len(key)))
+	l.b = append(l.b, key...)
+	l.b = binary.AppendUvarint(l.b, uint64(len(dest)))
+	l.b = append(l.b, dest...)
+	l.b = binary.AppendUvarint(l.b, uint64(len(value)))
+	l.b = append(l.b, value...)
+	l.b = binary.BigEndian.AppendUint64(l.b, id)
+}
+
+// each calls fn with each entry in order, stopping at the first error. The
+// entry and its slices are valid only during the call.
+func (l *entryLog) each(fn func(e *stagedEntry) error) error {
+	var e stagedEntry
+	for b := l.b; len(b) > 0; {
+		var ok bool
+		if e.key, b, ok = cutPrefixed(b); !ok {
+			return errCorruptStage
+		}
+		if e.dest, b, ok = cutPrefixed(b); !ok {
+			return errCorruptStage
+		}
+		if e.value, b, ok = cutPrefixed(b); !ok || len(b) < 8 {
+			return errCorruptStage
+		}
+		e.id, b = binary.BigEndian.Uint64(b), b[8:]
+		if len(e.key) == 0 {
+			e.key = nil
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reset empties l, keeping its room for the next tail.
+func (l *entryLog) reset() { l.b = l.b[:0] }
+
+// errCorruptStage is a bug: an entryLog holds only what add wrote.
+var errCorruptStage = errors.New("store: staged entries do not decode")
+
+// cutPrefixed splits a uvarint-length-prefixed field off b.
+func cutPrefixed(b []byte) (field, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, nil, false
+	}
+	return b[k : k+int(n) : k+int(n)], b[k+int(n):], true
 }
 
 type dedupeEntry struct {
@@ -79,15 +142,13 @@ type dedupeEntry struct {
 func (st *stageState) resetCtrl() {
 	st.n = 0
 	clear(st.dedupe)
-	clear(st.ctrl) // let the committed values go
-	st.ctrl = st.ctrl[:0]
+	st.ctrl.reset()
 }
 
 func (st *stageState) resetQueues() {
 	st.qn = 0
 	clear(st.last)
-	clear(st.queue)
-	st.queue = st.queue[:0]
+	st.queue.reset()
 }
 
 // commit folds a committed transaction's staging into st.
@@ -103,8 +164,8 @@ func (st *stageState) commit(c *txCtx) {
 	}
 	st.n += c.stN
 	st.qn += c.stQN
-	st.ctrl = append(st.ctrl, c.stCtrl...)
-	st.queue = append(st.queue, c.stQueue...)
+	st.ctrl.b = append(st.ctrl.b, c.stCtrl.b...)
+	st.queue.b = append(st.queue.b, c.stQueue.b...)
 	if st.dedupe == nil {
 		st.dedupe = make(map[string]dedupeEntry, len(c.stDedupe))
 	}
@@ -181,16 +242,16 @@ func (c *txCtx) stageMessage(p *prepared, seq uint64, m *Message) {
 		c.stDedupe[p.key] = dedupeEntry{seq: seq, hash: m.ContentHash, expiry: int64(expiry(p.recv.UnixNano(), m.DedupeWindow))}
 	}
 	if p.cKey != nil {
-		if c.stCtrl == nil {
-			c.stCtrl = make([]stagedEntry, 0, max(8, c.ops))
+		if c.stCtrl.b == nil {
+			c.stCtrl.b = make([]byte, 0, max(8, c.ops)*(len(p.cKey)+len(p.cVal)+12))
 		}
-		c.stCtrl = append(c.stCtrl, stagedEntry{key: p.cKey, value: p.cVal})
-	}
-	if len(m.Targets) > 0 && c.stQueue == nil {
-		c.stQueue = make([]stagedEntry, 0, max(8, c.ops))
+		c.stCtrl.add(p.cKey, "", 0, p.cVal)
 	}
 	for j, t := range m.Targets {
-		c.stQueue = append(c.stQueue, stagedEntry{dest: t.Destination, id: p.ids[j], value: p.qVals[j]})
+		if c.stQueue.b == nil {
+			c.stQueue.b = make([]byte, 0, max(8, c.ops)*len(m.Targets)*(len(t.Destination)+len(p.qVals[j])+12))
+		}
+		c.stQueue.add(nil, t.Destination, p.ids[j], p.qVals[j])
 	}
 }
 
@@ -228,7 +289,7 @@ func (c *txCtx) materialize() error {
 	from, _ := c.marks()
 	last := c.tx.Bucket(bMsg).Sequence()
 	n := c.staged()
-	var mirror [2][]stagedEntry
+	var mirror [2]entryLog
 	mirrored := last >= from && uint64(n) == last-from
 	if mirrored {
 		if !c.cleared {
@@ -236,7 +297,7 @@ func (c *txCtx) materialize() error {
 		}
 		mirror[1] = c.stCtrl
 	}
-	c.cleared, c.stN, c.stDedupe, c.stCtrl = true, 0, nil, nil
+	c.cleared, c.stN, c.stDedupe, c.stCtrl = true, 0, nil, entryLog{}
 	if last <= from {
 		return nil
 	}
@@ -253,7 +314,7 @@ func (c *txCtx) materializeQueues() error {
 	_, from := c.marks()
 	last := c.tx.Bucket(bMsg).Sequence()
 	n := c.queueStaged()
-	var mirror [2][]stagedEntry
+	var mirror [2]entryLog
 	mirrored := last >= from && uint64(n) == last-from
 	if mirrored {
 		if !c.qCleared {
@@ -261,7 +322,7 @@ func (c *txCtx) materializeQueues() error {
 		}
 		mirror[1] = c.stQueue
 	}
-	c.qCleared, c.stQN, c.stLast, c.stQueue = true, 0, nil, nil
+	c.qCleared, c.stQN, c.stLast, c.stQueue = true, 0, nil, entryLog{}
 	if last <= from {
 		return nil
 	}
@@ -276,7 +337,7 @@ func (c *txCtx) materializeQueues() error {
 // records after from: from the mirror's ready-made entries, or decoded from
 // the file when the mirror does not hold the tail (at Open: a tail left by
 // the last process).
-func (c *txCtx) writeTail(from, last uint64, n int, mirrored bool, mirror [2][]stagedEntry, kind byte) error {
+func (c *txCtx) writeTail(from, last uint64, n int, mirrored bool, mirror [2]entryLog, kind byte) error {
 	w := entryWriter{c: c, ib: c.tx.Bucket(bIdx)}
 	if !mirrored {
 		if n > 0 {
@@ -286,11 +347,9 @@ func (c *txCtx) writeTail(from, last uint64, n int, mirrored bool, mirror [2][]s
 		}
 		return c.materializeFromFile(from, kind)
 	}
-	for _, es := range mirror {
-		for i := range es {
-			if err := w.put(&es[i]); err != nil {
-				return err
-			}
+	for _, l := range mirror {
+		if err := l.each(w.put); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -308,9 +367,9 @@ func (w *entryWriter) put(e *stagedEntry) error {
 	if e.key != nil {
 		return w.ib.Put(e.key, e.value)
 	}
-	if w.q == nil || w.q.dest != e.dest {
+	if w.q == nil || w.q.dest != string(e.dest) {
 		var err error
-		if w.q, err = w.c.queue(e.dest, true); err != nil {
+		if w.q, err = w.c.queue(string(e.dest), true); err != nil {
 			return err
 		}
 	}
@@ -352,7 +411,7 @@ func (c *txCtx) materializeFromFile(from uint64, kind byte) error {
 			continue
 		}
 		for _, t := range r.targets {
-			e := stagedEntry{dest: string(t.dest), id: t.id, value: encodeQueueEntry(seq, r.received, t.route)}
+			e := stagedEntry{dest: t.dest, id: t.id, value: encodeQueueEntry(seq, r.received, t.route)}
 			if err := w.put(&e); err != nil {
 				return err
 			}
