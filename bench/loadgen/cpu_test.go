@@ -9,48 +9,33 @@ import (
 	"time"
 )
 
-func TestMachineBusy(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		stat string
-		want float64
-		ok   bool
-	}{
-		// user nice system idle iowait irq softirq steal: busy is 1+2+3+6+7.
-		{"summed", "cpu  100 20 30 9000 500 6 7 800 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n", 1.63, true},
-		{"no cpu line", "intr 1 2 3\n", 0, false},
-		{"short", "cpu 1 2 3\n", 0, false},
-		{"empty", "", 0, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, ok := machineBusy([]byte(tc.stat))
-			if ok != tc.ok || !near(got, tc.want) {
-				t.Errorf("machineBusy = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
-			}
-		})
-	}
-}
-
-func TestProcessCPU(t *testing.T) {
-	// Fields after the name: state ppid pgrp session tty tpgid flags minflt
-	// cminflt majflt cmajflt utime stime ...
+// TestParseProcCPU reads the two /proc formats the CPU columns come from.
+func TestParseProcCPU(t *testing.T) {
+	// /proc/PID/stat after the name: state ppid pgrp session tty tpgid flags
+	// minflt cminflt majflt cmajflt utime stime ...
 	rest := " S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0\n"
 	for _, tc := range []struct {
-		name string
-		stat string
-		want float64
-		ok   bool
+		name  string
+		parse func([]byte) (float64, bool)
+		in    string
+		want  float64
+		ok    bool
 	}{
-		{"plain", "42 (mllpd)" + rest, 3, true},
-		{"name with spaces and parentheses", "42 (a) b (c d)" + rest, 3, true},
-		{"no name", "42 mllpd" + rest, 0, false},
-		{"truncated", "42 (mllpd) S 1 2 3\n", 0, false},
-		{"gone", "", 0, false},
+		// user nice system idle iowait irq softirq steal: busy is 1+2+3+6+7.
+		{"stat summed", machineBusy, "cpu  100 20 30 9000 500 6 7 800 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n", 1.63, true},
+		{"stat without cpu line", machineBusy, "intr 1 2 3\n", 0, false},
+		{"stat short", machineBusy, "cpu 1 2 3\n", 0, false},
+		{"stat empty", machineBusy, "", 0, false},
+		{"pid plain", processCPU, "42 (mllpd)" + rest, 3, true},
+		{"pid name with spaces and parentheses", processCPU, "42 (a) b (c d)" + rest, 3, true},
+		{"pid without name", processCPU, "42 mllpd" + rest, 0, false},
+		{"pid truncated", processCPU, "42 (mllpd) S 1 2 3\n", 0, false},
+		{"pid gone", processCPU, "", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := processCPU([]byte(tc.stat))
+			got, ok := tc.parse([]byte(tc.in))
 			if ok != tc.ok || !near(got, tc.want) {
-				t.Errorf("processCPU = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+				t.Errorf("got %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
 			}
 		})
 	}
