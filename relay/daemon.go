@@ -362,7 +362,11 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	if err := d.stopWorkers(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	d.bg.Wait()
+	// The retention pass writes through the store: behind a stalled commit it
+	// waits as long as that commit does, so it gets the same deadline.
+	if !waitUntil(ctx, d.bg.Wait) {
+		errs = append(errs, fmt.Errorf("retention: still waiting for a commit at the shutdown deadline: %w", ctx.Err()))
+	}
 	if d.admin != nil {
 		if err := d.admin.shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("admin: %w", err))
@@ -370,18 +374,30 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	}
 	// A commit stalled on a sick disk must not hold the process past
 	// shutdown_timeout: nothing it holds was acknowledged.
-	closed := make(chan error, 1)
-	go func() { closed <- d.store.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			errs = append(errs, fmt.Errorf("store: %w", err))
-		}
-	case <-ctx.Done():
+	var closeErr error
+	if !waitUntil(ctx, func() { closeErr = d.store.Close() }) {
 		errs = append(errs, fmt.Errorf("store: a commit is still pending at the shutdown deadline; exiting without it (nothing of it was acknowledged): %w", ctx.Err()))
+	} else if closeErr != nil {
+		errs = append(errs, fmt.Errorf("store: %w", closeErr))
 	}
 	d.logger.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// waitUntil runs wait and reports whether it returned before ctx ended. If
+// not, wait goes on in the background: the caller is about to exit.
+func waitUntil(ctx context.Context, wait func()) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wait()
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Reload applies next: listeners added or removed without touching other

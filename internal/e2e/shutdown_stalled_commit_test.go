@@ -26,3 +26,21 @@ func TestShutdownTimeoutWithStalledCommit(t *testing.T) {
 	}
 	fd.setFault("")
 }
+
+// TestShutdownTimeoutWithStalledBackgroundWrite: the commit stalls from the
+// start, so the retention pass that runs at startup hangs in it, with no
+// sender involved. shutdown_timeout must bound the wait for that
+// background pass as it does the store's close.
+func TestShutdownTimeoutWithStalledBackgroundWrite(t *testing.T) {
+	fd := newFaultDaemon(t)
+	fd.setFault("stall")
+	fd.start()
+	time.Sleep(500 * time.Millisecond) // the startup retention pass reaches its commit
+	fd.proc.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-fd.proc.done:
+	case <-time.After(15 * time.Second):
+		t.Errorf("mllpd still running 15s after SIGTERM with shutdown_timeout 10s (a background write is stalled)")
+	}
+	fd.setFault("")
+}
