@@ -18,12 +18,7 @@ func TestShutdownTimeoutWithStalledCommit(t *testing.T) {
 	if _, err := sendOnce(fd.addrs["pas"], adt("P", "P-1"), 5*time.Second); !isClosedWithoutReply(err) {
 		t.Fatalf("send during the stall: %v, want closed without reply", err)
 	}
-	fd.proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-fd.proc.done:
-	case <-time.After(15 * time.Second):
-		t.Errorf("mllpd still running 15s after SIGTERM with shutdown_timeout 10s (a commit is stalled)")
-	}
+	termWithin(t, fd, 15*time.Second, "a commit is stalled")
 	fd.setFault("")
 }
 
@@ -36,11 +31,18 @@ func TestShutdownTimeoutWithStalledBackgroundWrite(t *testing.T) {
 	fd.setFault("stall")
 	fd.start()
 	time.Sleep(500 * time.Millisecond) // the startup retention pass reaches its commit
+	termWithin(t, fd, 15*time.Second, "a background write is stalled")
+	fd.setFault("")
+}
+
+// termWithin sends SIGTERM and expects the daemon, whose shutdown_timeout
+// is 10s, to have exited within d.
+func termWithin(t *testing.T, fd *faultDaemon, d time.Duration, why string) {
+	t.Helper()
 	fd.proc.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-fd.proc.done:
-	case <-time.After(15 * time.Second):
-		t.Errorf("mllpd still running 15s after SIGTERM with shutdown_timeout 10s (a background write is stalled)")
+	case <-time.After(d):
+		t.Errorf("mllpd still running %v after SIGTERM with shutdown_timeout 10s (%s)", d, why)
 	}
-	fd.setFault("")
 }
