@@ -68,9 +68,10 @@
 // queue entries written as far as control-ID entries) are upgraded by a
 // read-write Open.
 // Buckets written mostly in key order (msg, idx, time, dead letters,
-// rejected) are packed full (FillPercent 0.95) rather than split half-full. The file is mapped
-// with 1 GiB of address space from the start, so that a growing file is not
-// remapped (a remap waits for every reader) until it outgrows that.
+// rejected) are packed full (FillPercent 0.95) rather than split half-full.
+// The file is mapped with 1 GiB of address space from the start, so that a
+// growing file is not remapped (a remap waits for every reader) until it
+// outgrows that.
 // Dedupe is checked against the newest entry of the same sender and control
 // ID that had a dedupe window (stepping over at most 8 newer entries appended
 // without one).
