@@ -152,36 +152,50 @@ func (s *Store) appendOp(msgs []Message) (o *op, res []AppendResult, size int, e
 	if s.space.low() {
 		return nil, nil, 0, ErrLowDiskSpace
 	}
-	res = make([]AppendResult, len(msgs))
+	// The op, and for the usual single message its prepared record and
+	// result, in one allocation: fewer objects per message for the garbage
+	// collector, which competes with the leader for the cores.
+	var prep []prepared
+	if len(msgs) == 1 {
+		a := &appendOne{}
+		o, prep, res = &a.op, a.prep[:], a.res[:]
+	} else {
+		o, prep, res = &op{}, make([]prepared, len(msgs)), make([]AppendResult, len(msgs))
+	}
 	// Everything that needs no transaction is done here, by the caller,
 	// rather than by the leader while the others wait for its commit.
-	prep := make([]prepared, len(msgs))
 	now := s.now()
 	for i := range msgs {
 		if err := prep[i].prepare(&msgs[i], now); err != nil {
 			return nil, nil, 0, err
 		}
 	}
-	o = &op{staged: true, prep: prep}
-	o.apply = func(c *txCtx) error { return c.appendMessages(msgs, prep, res) }
+	*o = op{staged: true, msgs: msgs, prep: prep, res: res}
 	return o, res, size, nil
 }
 
+// appendOne is an append op with room for one message.
+type appendOne struct {
+	op   op
+	prep [1]prepared
+	res  [1]AppendResult
+}
+
 // prepared is a message made ready for the transaction: its record encoded
-// (queue IDs to be set), its index prefix and its receive time.
+// (queue IDs to be set), its index prefix and its receive time. Its idx
+// entries are written by the leader straight into the staged tail
+// (txCtx.stageMessage), once the seq is known.
 type prepared struct {
 	rec    []byte
-	prefix []byte // nil without a control ID
-	key    string // prefix as the staged dedupe map's key; "" without a dedupe window
+	pooled *[]byte // rec's recordPool slot, nil if rec is not pooled
+	prefix []byte  // nil without a control ID
+	key    string  // prefix as the staged dedupe map's key; "" without a dedupe window
 	recv   time.Time
 	ids    []uint64
 	idOffs []int // where in rec the queue IDs go
-
-	// The idx entries materialize will write, built here so that the leader
-	// only stamps the seq in (the last 8 bytes of cKey, the first 8 of each
-	// queue value).
-	cKey, cVal []byte   // control-ID entry; nil without a control ID
-	qVals      [][]byte // one queue entry value per target
+	// Room for ids and idOffs of up to two targets, the usual count.
+	idsBuf  [2]uint64
+	offsBuf [2]int
 }
 
 func (p *prepared) prepare(m *Message, now time.Time) error {
@@ -191,37 +205,26 @@ func (p *prepared) prepare(m *Message, now time.Time) error {
 	}
 	mm := *m
 	mm.Received = p.recv
-	p.rec = encodeMessage(recordBuf(encodedSize(&mm)), &mm, nil)
+	p.rec, p.pooled = recordBuf(encodedSize(&mm))
+	p.rec = encodeMessage(p.rec, &mm, nil)
 	if m.ControlID != "" {
 		p.prefix = indexPrefix(m)
 		if m.DedupeWindow > 0 {
 			p.key = string(p.prefix)
 		}
-		p.cKey = binary.BigEndian.AppendUint64(p.prefix, 0) // in prefix's spare room
-		p.cVal = encodeDedupeValue(m.ContentHash[:], expiry(p.recv.UnixNano(), m.DedupeWindow))
 	}
-	if len(m.Targets) > 0 {
-		p.ids = make([]uint64, len(m.Targets))
-		p.qVals = make([][]byte, len(m.Targets))
-		for j, t := range m.Targets {
-			p.qVals[j] = encodeQueueEntry(0, p.recv.UnixNano(), t.Route)
+	if n := len(m.Targets); n > 0 {
+		p.ids, p.idOffs = p.idsBuf[:0], p.offsBuf[:0]
+		if n > len(p.idsBuf) {
+			p.ids, p.idOffs = make([]uint64, 0, n), make([]int, 0, n)
 		}
+		p.ids = p.ids[:n]
 		var err error
-		if p.idOffs, err = queueIDOffsets(p.rec, len(m.Targets)); err != nil {
+		if p.idOffs, err = queueIDOffsets(p.idOffs, p.rec, n); err != nil {
 			return fmt.Errorf("store: append: %w", err) // a bug: encodeMessage made rec
 		}
 	}
 	return nil
-}
-
-// stampSeq writes seq into the prepared idx entries.
-func (p *prepared) stampSeq(seq uint64) {
-	if p.cKey != nil {
-		binary.BigEndian.PutUint64(p.cKey[len(p.cKey)-8:], seq)
-	}
-	for _, v := range p.qVals {
-		binary.BigEndian.PutUint64(v, seq)
-	}
 }
 
 // expiry is a dedupe entry's expiry for a message received at recv (unix
@@ -236,9 +239,13 @@ func expiry(recv int64, window time.Duration) uint64 {
 // encodeDedupeValue is a control-ID entry's value: the content hash and the
 // dedupe expiry.
 func encodeDedupeValue(hash []byte, expiry uint64) []byte {
-	v := make([]byte, 0, 40)
-	v = append(v, hash...)
-	return binary.BigEndian.AppendUint64(v, expiry)
+	return appendDedupeValue(make([]byte, 0, dedupeValueLen), hash, expiry)
+}
+
+const dedupeValueLen = 32 + 8
+
+func appendDedupeValue(dst, hash []byte, expiry uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, hash...), expiry)
 }
 
 // validName reports whether dest can name a destination: 1..maxNameLen bytes,
@@ -292,14 +299,15 @@ func (c *txCtx) appendMessages(msgs []Message, prep []prepared, res []AppendResu
 			p.ids[j] = c.nextQueueID(t.Destination)
 			binary.BigEndian.PutUint64(p.rec[p.idOffs[j]:], p.ids[j])
 		}
-		// bbolt keeps the value until the commit; p.rec is this message's own.
-		if err := mb.Put(u64key(seq), p.rec); err != nil {
+		// bbolt keeps the value until the commit (p.rec is this message's
+		// own) and copies the key.
+		c.seqKey = binary.BigEndian.AppendUint64(c.seqKey[:0], seq)
+		if err := mb.Put(c.seqKey, p.rec); err != nil {
 			return err
 		}
 		if err := c.indexTime(p.recv, seq); err != nil {
 			return err
 		}
-		p.stampSeq(seq)
 		c.stageMessage(p, seq, m)
 	}
 	return nil
@@ -438,23 +446,34 @@ var recordPool sync.Pool // *[]byte
 // maxPooledRecord keeps outsized records out of the pool.
 const maxPooledRecord = 64 << 10
 
-func recordBuf(n int) []byte {
-	if n <= maxPooledRecord {
-		if b, ok := recordPool.Get().(*[]byte); ok && cap(*b) >= n {
-			return (*b)[:0]
-		}
+// recordBuf returns a buffer of capacity n or more and its pool slot (nil
+// for a buffer too large to pool).
+func recordBuf(n int) ([]byte, *[]byte) {
+	if n > maxPooledRecord {
+		return make([]byte, 0, n), nil
 	}
-	return make([]byte, 0, n)
+	if b, ok := recordPool.Get().(*[]byte); ok {
+		if cap(*b) >= n {
+			return (*b)[:0], b
+		}
+		*b = make([]byte, 0, n)
+		return *b, b
+	}
+	b := make([]byte, 0, n)
+	return b, &b
 }
 
 // release returns the op's record buffers to recordPool; the batch that
-// wrote them is over.
+// wrote them is over. The pool holds the slots themselves, so putting one
+// back allocates nothing.
 func (o *op) release() {
 	for i := range o.prep {
-		if b := o.prep[i].rec; cap(b) <= maxPooledRecord {
-			recordPool.Put(&b)
+		p := &o.prep[i]
+		if p.pooled != nil {
+			*p.pooled = p.rec[:0]
+			recordPool.Put(p.pooled)
 		}
-		o.prep[i].rec = nil
+		p.rec, p.pooled = nil, nil
 	}
 	o.prep = nil
 }

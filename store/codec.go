@@ -181,9 +181,10 @@ func encodeMessage(dst []byte, m *Message, queueIDs []uint64) []byte {
 	return e.b
 }
 
-// queueIDOffsets returns where in a record encodeMessage made its n targets'
-// queue IDs are, so that they can be set without reading the record again.
-func queueIDOffsets(rec []byte, n int) ([]int, error) {
+// queueIDOffsets appends to dst where in a record encodeMessage made its n
+// targets' queue IDs are, so that they can be set without reading the record
+// again.
+func queueIDOffsets(dst []int, rec []byte, n int) ([]int, error) {
 	d := decoder{b: rec}
 	if d.byte1() != recordV2 {
 		return nil, fmt.Errorf("%w: message version", errCorruptRecord)
@@ -197,14 +198,14 @@ func queueIDOffsets(rec []byte, n int) ([]int, error) {
 	if got := d.uvarint(); got != uint64(n) || d.err != nil {
 		return nil, fmt.Errorf("%w: %d targets, %d queue IDs", errCorruptRecord, got, n)
 	}
-	offs := make([]int, n)
-	for i := range offs {
+	offs := dst
+	for range n {
 		d.raw()
 		d.raw()
 		if len(d.b) < 8 {
 			return nil, errCorruptRecord
 		}
-		offs[i] = len(rec) - len(d.b)
+		offs = append(offs, len(rec)-len(d.b))
 		d.b = d.b[8:]
 	}
 	return offs, d.err
@@ -319,7 +320,12 @@ func decodeStaged(v []byte, r *stagedRecord) error {
 
 // queueEntry value: seq, enqueued, route.
 func encodeQueueEntry[T string | []byte](seq uint64, enq int64, route T) []byte {
-	e := encoder{b: make([]byte, 0, 8+10+1+len(route))}
+	return appendQueueEntry(make([]byte, 0, 8+10+1+len(route)), seq, enq, route)
+}
+
+// appendQueueEntry appends encodeQueueEntry's output to dst.
+func appendQueueEntry[T string | []byte](dst []byte, seq uint64, enq int64, route T) []byte {
+	e := encoder{b: dst}
 	e.u64(seq)
 	e.uvarint(uint64(enq))
 	e.uvarint(uint64(len(route)))

@@ -159,7 +159,7 @@ func encodeMessageV1(m *Message, queueIDs []uint64) []byte {
 // setQueueIDs writes ids into a record encodeMessage made, target by target,
 // at the offsets the append path uses.
 func setQueueIDs(rec []byte, ids []uint64) error {
-	offs, err := queueIDOffsets(rec, len(ids))
+	offs, err := queueIDOffsets(nil, rec, len(ids))
 	if err != nil {
 		return err
 	}

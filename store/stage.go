@@ -90,6 +90,38 @@ func (l *entryLog) add(key []byte, dest string, id uint64, value []byte) {
 	l.b = binary.BigEndian.AppendUint64(l.b, id)
 }
 
+// addCtrl adds a control-ID entry: key prefix seq, value the content hash
+// and the dedupe expiry; as add(prefix+seq, "", 0, value) would, without
+// building key and value first.
+func (l *entryLog) addCtrl(prefix []byte, seq uint64, hash []byte, expiry uint64) {
+	l.b = binary.AppendUvarint(l.b, uint64(len(prefix)+8))
+	l.b = binary.BigEndian.AppendUint64(append(l.b, prefix...), seq)
+	l.b = append(l.b, 0) // no dest
+	l.b = binary.AppendUvarint(l.b, dedupeValueLen)
+	l.b = appendDedupeValue(l.b, hash, expiry)
+	l.b = binary.BigEndian.AppendUint64(l.b, 0)
+}
+
+// addQueue adds a queue entry of dest with ID id for seq; as
+// add(nil, dest, id, encodeQueueEntry(seq, enq, route)) would.
+func (l *entryLog) addQueue(dest string, id, seq uint64, enq int64, route string) {
+	l.b = append(l.b, 0) // no key
+	l.b = binary.AppendUvarint(l.b, uint64(len(dest)))
+	l.b = append(l.b, dest...)
+	vlen := 8 + uvarintLen(uint64(enq)) + uvarintLen(uint64(len(route))) + len(route)
+	l.b = binary.AppendUvarint(l.b, uint64(vlen))
+	l.b = appendQueueEntry(l.b, seq, enq, route)
+	l.b = binary.BigEndian.AppendUint64(l.b, id)
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
 // each calls fn with each entry in order, stopping at the first error. The
 // entry and its slices are valid only during the call.
 func (l *entryLog) each(fn func(e *stagedEntry) error) error {
@@ -241,17 +273,18 @@ func (c *txCtx) stageMessage(p *prepared, seq uint64, m *Message) {
 		}
 		c.stDedupe[p.key] = dedupeEntry{seq: seq, hash: m.ContentHash, expiry: int64(expiry(p.recv.UnixNano(), m.DedupeWindow))}
 	}
-	if p.cKey != nil {
+	recv := p.recv.UnixNano()
+	if p.prefix != nil {
 		if c.stCtrl.b == nil {
-			c.stCtrl.b = make([]byte, 0, max(8, c.ops)*(len(p.cKey)+len(p.cVal)+12))
+			c.stCtrl.b = make([]byte, 0, max(8, c.ops)*(len(p.prefix)+8+dedupeValueLen+12))
 		}
-		c.stCtrl.add(p.cKey, "", 0, p.cVal)
+		c.stCtrl.addCtrl(p.prefix, seq, m.ContentHash[:], expiry(recv, m.DedupeWindow))
 	}
 	for j, t := range m.Targets {
 		if c.stQueue.b == nil {
-			c.stQueue.b = make([]byte, 0, max(8, c.ops)*len(m.Targets)*(len(t.Destination)+len(p.qVals[j])+12))
+			c.stQueue.b = make([]byte, 0, max(8, c.ops)*len(m.Targets)*(len(t.Destination)+len(t.Route)+32))
 		}
-		c.stQueue.add(nil, t.Destination, p.ids[j], p.qVals[j])
+		c.stQueue.addQueue(t.Destination, p.ids[j], seq, recv, t.Route)
 	}
 }
 
@@ -358,9 +391,10 @@ func (c *txCtx) writeTail(from, last uint64, n int, mirrored bool, mirror [2]ent
 // entryWriter writes staged entries into idx, keeping the touched queues'
 // states.
 type entryWriter struct {
-	c  *txCtx
-	ib *bolt.Bucket
-	q  *queueRef
+	c   *txCtx
+	ib  *bolt.Bucket
+	q   *queueRef
+	key []byte // a queue entry's key; bbolt's Put copies keys (only values must stay valid)
 }
 
 func (w *entryWriter) put(e *stagedEntry) error {
@@ -373,7 +407,8 @@ func (w *entryWriter) put(e *stagedEntry) error {
 			return err
 		}
 	}
-	if err := w.q.b.Put(withID(w.q.prefix, e.id), e.value); err != nil {
+	w.key = binary.BigEndian.AppendUint64(append(w.key[:0], w.q.prefix...), e.id)
+	if err := w.q.b.Put(w.key, e.value); err != nil {
 		return err
 	}
 	w.q.count++

@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -409,6 +412,9 @@ func TestMaterializeMirrorMatchesFile(t *testing.T) {
 			msg("LAB", "HOSP", "c1", "changed", Target{"epic", "adt"}), // reused control ID
 			noWindow, noCtrl,
 			msg("RAD", "HOSP", "c2", "p3"), // no targets
+			// More targets than prepared's inline room; a route whose
+			// length takes two varint bytes.
+			msg("LAB", "HOSP", "c3", "p4", Target{"epic", strings.Repeat("r", 200)}, Target{"lis", "all"}, Target{"ris", "x"}),
 		)
 		for i := range 40 {
 			m := msg("LAB", "CLINIC", fmt.Sprintf("k%d", i), "p", Target{"epic", fmt.Sprintf("r%d", i%3)})
@@ -453,5 +459,32 @@ func TestMaterializeMirrorMatchesFile(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, dumpIdx(t, queuesOutOfStep)); diff != "" {
 		t.Errorf("idx with the queue mirror out of step differs (-file +out of step):\n%s", diff)
+	}
+}
+
+// The leader stages entries with addCtrl and addQueue, which encode in place
+// what add would store for the ready-made key and value.
+func TestEntryLogAddersMatchAdd(t *testing.T) {
+	hash := sha256.Sum256([]byte("content"))
+	for _, tc := range []struct {
+		prefix   string
+		seq, exp uint64
+		dest     string
+		id       uint64
+		enq      int64
+		route    string
+	}{
+		{"c\x02c1\x08LAB\x00HOSP", 1, 0, "epic", 1, 0, ""},
+		{"c\x01x\x01y", 1 << 40, 1 << 62, "épic", 300, 1_700_000_000_000_000_000, "adt"},
+		{strings.Repeat("k", 300), 7, 9, strings.Repeat("d", 255), 1 << 63, 127, strings.Repeat("r", 128)},
+	} {
+		var got, want entryLog
+		got.addCtrl([]byte(tc.prefix), tc.seq, hash[:], tc.exp)
+		got.addQueue(tc.dest, tc.id, tc.seq, tc.enq, tc.route)
+		want.add(binary.BigEndian.AppendUint64([]byte(tc.prefix), tc.seq), "", 0, encodeDedupeValue(hash[:], tc.exp))
+		want.add(nil, tc.dest, tc.id, encodeQueueEntry(tc.seq, tc.enq, tc.route))
+		if !bytes.Equal(got.b, want.b) {
+			t.Errorf("prefix %.10q, route %.10q: adders wrote\n%x\nwant\n%x", tc.prefix, tc.route, got.b, want.b)
+		}
 	}
 }
