@@ -37,7 +37,7 @@
 //   - A message leaves the log only through Prune, and only when every
 //     destination has it delivered or its dead letter purged.
 //
-// # Layout (schema version 3)
+// # Layout (schema version 4)
 //
 // Buckets: meta (schema version, rejected-log counters, "indexed": the last
 // seq whose control-ID entries are written, and "queued": the last seq whose
@@ -47,8 +47,9 @@
 // encoding); idx, one B+tree for the control-ID index (which serves both
 // dedupe and queries: control ID, sending app and facility, seq -> content
 // hash, dedupe expiry) and every destination's queue (queue ID -> seq, route,
-// enqueue time; after the tail, the queue's pending count and last ID), keyed
-// as described in queuekeys.go; time (unix second -> first seq received in
+// enqueue time, or a run of such entries with consecutive IDs under the last
+// one; after the tail, the queue's pending count and last ID), keyed as
+// described in queuekeys.go; time (unix second -> first seq received in
 // it); dest (every destination ever queued or blocked -> blocked mark);
 // delivery (seq, dest -> attempts and downstream answers; absent while a
 // message was never tried); dead (per destination a nested bucket of dead
@@ -62,10 +63,11 @@
 // maxStaged messages are staged; a delivery mark of a staged entry writes only
 // the queue entries (at the queues' tails, cheap) and leaves the scattered
 // control-ID entries staged. It writes them from entries built when the
-// messages were appended (Store.stage); a read-write Open writes whatever the
-// file holds staged from the records themselves. Version 1 files (no
-// "indexed" key: everything indexed) and version 2 files (no "queued" key:
-// queue entries written as far as control-ID entries) are upgraded by a
+// messages were appended (Store.stage), a queue's in runs of up to 64; a
+// read-write Open writes whatever the file holds staged from the records
+// themselves. Version 1 files (no "indexed" key: everything indexed),
+// version 2 files (no "queued" key: queue entries written as far as
+// control-ID entries) and version 3 files (no runs) are upgraded by a
 // read-write Open.
 // Buckets written mostly in key order (msg, idx, time, dead letters,
 // rejected) are packed full (FillPercent 0.95) rather than split half-full.

@@ -127,7 +127,7 @@ func (s *Store) Pending(dest string, afterID uint64, limit int) ([]QueueEntry, e
 	err := s.view(func(tx *bolt.Tx) error {
 		qc := newQueueCursor(tx.Bucket(bIdx), queuePrefix(dest), afterID+1)
 		for len(out) < limit {
-			id, _, v, ok := qc.next()
+			id, v, ok := qc.next()
 			if !ok {
 				break
 			}
@@ -461,7 +461,7 @@ func (s *Store) DeadLetterQueue(ctx context.Context, dest, reason string) (int, 
 			var entries []QueueEntry
 			qc := newQueueCursor(q.b, q.prefix, 1)
 			for len(entries) < chunkSize {
-				id, _, v, ok := qc.next()
+				id, v, ok := qc.next()
 				if !ok {
 					break
 				}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	bolt "go.etcd.io/bbolt"
 )
 
 func seqsOf(entries []QueueEntry) []uint64 {
@@ -544,4 +547,155 @@ func TestRecordAsyncIsLazy(t *testing.T) {
 			t.Errorf("PendingCount after reopen = %d, want 0", n)
 		}
 	})
+}
+
+// TestQueueRunsMatchModel drives two queues through random appends, marks
+// (delivered and dead-lettered, at the head and anywhere), requeues,
+// materializations and reopens, and after every step compares what the
+// store lists with a plain model: entries written as runs (queuekeys.go)
+// must read, split and count exactly as entries written one by one.
+func TestQueueRunsMatchModel(t *testing.T) {
+	ctx := context.Background()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	s := openTest(t, Options{})
+	dests := []string{"a", "b"}
+	model := map[string][]QueueEntry{} // per destination, in ID order
+	nextID := map[string]uint64{"a": 1, "b": 1}
+	var seqs []uint64
+	ctrl := 0
+
+	check := func(step int, what string) {
+		t.Helper()
+		for _, d := range dests {
+			// One page mostly; every so often, small pages from afterIDs
+			// that fall inside runs.
+			limit := MaxPageSize
+			if step%25 == 0 {
+				limit = 1 + rng.IntN(100)
+			}
+			var got []QueueEntry
+			for after := uint64(0); ; {
+				page, err := s.Pending(d, after, limit)
+				if err != nil {
+					t.Fatalf("step %d (%s): Pending(%s): %v", step, what, d, err)
+				}
+				if len(page) == 0 {
+					break
+				}
+				got = append(got, page...)
+				after = page[len(page)-1].ID
+			}
+			want := model[d]
+			if len(got) != len(want) {
+				t.Fatalf("step %d (%s): queue %s holds %d entries, model %d", step, what, d, len(got), len(want))
+			}
+			for i := range want {
+				if got[i].ID != want[i].ID || got[i].Seq != want[i].Seq || got[i].Route != want[i].Route {
+					t.Fatalf("step %d (%s): queue %s entry %d = %+v, model %+v", step, what, d, i, got[i], want[i])
+				}
+			}
+			if n, _, err := s.PendingCount(d); err != nil || n != len(want) {
+				t.Fatalf("step %d (%s): PendingCount(%s) = %d, %v; model %d", step, what, d, n, err, len(want))
+			}
+		}
+	}
+
+	for step := range 700 {
+		var what string
+		switch r := rng.IntN(100); {
+		case r < 45: // append a few messages, each to a, b or both
+			what = "append"
+			n := 1 + rng.IntN(8)
+			if rng.IntN(10) == 0 {
+				n = 60 + rng.IntN(150) // a burst: runs up to maxRun entries, and longer
+			}
+			var msgs []Message
+			for range n {
+				ctrl++
+				var targets []Target
+				for _, d := range dests {
+					if rng.IntN(3) > 0 {
+						targets = append(targets, Target{d, fmt.Sprintf("r%d", rng.IntN(3))})
+					}
+				}
+				msgs = append(msgs, msg("A", "B", fmt.Sprint(ctrl), "p", targets...))
+			}
+			res := mustAppend(t, s, msgs...)
+			for i, m := range msgs {
+				seqs = append(seqs, res[i].Seq)
+				for _, tg := range m.Targets {
+					model[tg.Destination] = append(model[tg.Destination], QueueEntry{ID: nextID[tg.Destination], Seq: res[i].Seq, Route: tg.Route})
+					nextID[tg.Destination]++
+				}
+			}
+		case r < 80: // mark an entry: mostly the head, as a worker does
+			d := dests[rng.IntN(len(dests))]
+			q := model[d]
+			if len(q) == 0 {
+				continue
+			}
+			i := 0
+			if rng.IntN(3) == 0 {
+				i = rng.IntN(len(q))
+			}
+			a := Attempt{Outcome: Delivered}
+			if rng.IntN(4) == 0 {
+				a = Attempt{Outcome: DeadLettered, Reason: "test"}
+			}
+			what = fmt.Sprintf("mark %s entry %d (%d of %d) %v", d, q[i].ID, i, len(q), a.Outcome)
+			if err := s.Record(ctx, d, q[i].ID, a); err != nil {
+				t.Fatalf("step %d (%s): %v", step, what, err)
+			}
+			model[d] = slices.Delete(q, i, i+1)
+		case r < 88: // requeue a message not pending for the destination
+			if len(seqs) == 0 {
+				continue
+			}
+			d, seq := dests[rng.IntN(len(dests))], seqs[rng.IntN(len(seqs))]
+			what = fmt.Sprintf("requeue %d to %s", seq, d)
+			e, err := s.Requeue(ctx, d, seq, "again")
+			if slices.ContainsFunc(model[d], func(e QueueEntry) bool { return e.Seq == seq }) {
+				if !errors.Is(err, ErrAlreadyQueued) {
+					t.Fatalf("step %d (%s): %v, want ErrAlreadyQueued", step, what, err)
+				}
+				continue
+			}
+			if err != nil || e.ID != nextID[d] {
+				t.Fatalf("step %d (%s): entry %+v, %v; model ID %d", step, what, e, err, nextID[d])
+			}
+			model[d] = append(model[d], QueueEntry{ID: e.ID, Seq: seq, Route: "again"})
+			nextID[d]++
+		case r < 96:
+			what = "materialize"
+			materializeNow(t, s)
+		default:
+			what = "reopen"
+			s = reopenTest(t, s, Options{})
+		}
+		check(step, what)
+	}
+	materializeNow(t, s)
+	check(-1, "final materialize")
+	st := readFileState(t, s)
+	if st.QueueN != len(model["a"])+len(model["b"]) {
+		t.Errorf("idx holds %d queue entries, model %d", st.QueueN, len(model["a"])+len(model["b"]))
+	}
+	runs, longest := 0, 0
+	_ = s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bIdx).ForEach(func(k, v []byte) error {
+			if k[0] == tagQueue && isRun(v) {
+				runs++
+				longest = max(longest, entriesIn(t, v))
+			}
+			return nil
+		})
+	})
+	if runs == 0 {
+		t.Error("no runs in idx: the test did not exercise them")
+	}
+	if longest < maxRun {
+		t.Errorf("longest run written: %d entries; the test did not reach maxRun (%d)", longest, maxRun)
+	}
 }

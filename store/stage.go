@@ -385,35 +385,92 @@ func (c *txCtx) writeTail(from, last uint64, n int, mirrored bool, mirror [2]ent
 			return err
 		}
 	}
-	return nil
+	return w.close()
 }
 
 // entryWriter writes staged entries into idx, keeping the touched queues'
-// states.
+// states. Queue entries are gathered into runs (queuekeys.go), which close
+// writes out.
 type entryWriter struct {
-	c   *txCtx
-	ib  *bolt.Bucket
-	q   *queueRef
-	key []byte // a queue entry's key; bbolt's Put copies keys (only values must stay valid)
+	c    *txCtx
+	ib   *bolt.Bucket
+	runs []*openRun // one per queue written, few
+	key  []byte     // a run's key; bbolt's Put copies keys (only values must stay valid)
+}
+
+// openRun is a run of one queue's entries not yet written.
+type openRun struct {
+	q           *queueRef
+	first, last uint64
+	n           int
+	v           []byte // runMark, first, the entries
 }
 
 func (w *entryWriter) put(e *stagedEntry) error {
 	if e.key != nil {
 		return w.ib.Put(e.key, e.value)
 	}
-	if w.q == nil || w.q.dest != string(e.dest) {
-		var err error
-		if w.q, err = w.c.queue(string(e.dest), true); err != nil {
+	r, err := w.run(e.dest)
+	if err != nil {
+		return err
+	}
+	if r.n > 0 && (e.id != r.last+1 || r.n == maxRun) {
+		if err := w.write(r); err != nil {
 			return err
 		}
 	}
-	w.key = binary.BigEndian.AppendUint64(append(w.key[:0], w.q.prefix...), e.id)
-	if err := w.q.b.Put(w.key, e.value); err != nil {
-		return err
+	if r.n == 0 {
+		r.first = e.id
+		r.v = make([]byte, 9, 9+maxRun*len(e.value))
+		r.v[0] = runMark
+		binary.BigEndian.PutUint64(r.v[1:], e.id)
 	}
-	w.q.count++
-	w.q.last = max(w.q.last, e.id)
-	w.q.dirty = true
+	r.v = append(r.v, e.value...)
+	r.last = e.id
+	r.n++
+	r.q.count++
+	r.q.last = max(r.q.last, e.id)
+	r.q.dirty = true
+	return nil
+}
+
+// run returns dest's open run.
+func (w *entryWriter) run(dest []byte) (*openRun, error) {
+	for _, r := range w.runs {
+		if r.q.dest == string(dest) {
+			return r, nil
+		}
+	}
+	q, err := w.c.queue(string(dest), true)
+	if err != nil {
+		return nil, err
+	}
+	r := &openRun{q: q}
+	w.runs = append(w.runs, r)
+	return r, nil
+}
+
+// write puts r into idx under its last ID (a lone entry as itself) and
+// empties it; the value is r's own until the commit.
+func (w *entryWriter) write(r *openRun) error {
+	v := r.v
+	if r.n == 1 {
+		v = v[9:]
+	}
+	w.key = binary.BigEndian.AppendUint64(append(w.key[:0], r.q.prefix...), r.last)
+	r.n, r.v = 0, nil
+	return r.q.b.Put(w.key, v)
+}
+
+// close writes every open run.
+func (w *entryWriter) close() error {
+	for _, r := range w.runs {
+		if r.n > 0 {
+			if err := w.write(r); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -452,7 +509,7 @@ func (c *txCtx) materializeFromFile(from uint64, kind byte) error {
 			}
 		}
 	}
-	return nil
+	return w.close()
 }
 
 // materializeAll writes the idx entries of whatever the file holds staged, in

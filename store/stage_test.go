@@ -36,6 +36,23 @@ type fileState struct {
 	EpicInDestTable bool
 }
 
+// entriesIn counts the queue entries in v, one entry or a run.
+func entriesIn(t testing.TB, v []byte) int {
+	t.Helper()
+	if !isRun(v) {
+		return 1
+	}
+	n := 0
+	for b := v[9:]; len(b) > 0; n++ {
+		l := entryLen(b)
+		if l == 0 {
+			t.Fatalf("run %x does not decode", v)
+		}
+		b = b[l:]
+	}
+	return n
+}
+
 func readFileState(t testing.TB, s *Store) fileState {
 	t.Helper()
 	var st fileState
@@ -43,12 +60,12 @@ func readFileState(t testing.TB, s *Store) fileState {
 		st.Indexed, st.Queued = tailMarks(tx)
 		st.Last = tx.Bucket(bMsg).Sequence()
 		ib := tx.Bucket(bIdx)
-		_ = ib.ForEach(func(k, _ []byte) error {
+		_ = ib.ForEach(func(k, v []byte) error {
 			switch {
 			case k[0] == tagCtrl:
 				st.CtrlN++
 			case k[0] == tagQueue && string(k[len(k)-8:]) != string(stateSuffix):
-				st.QueueN++
+				st.QueueN += entriesIn(t, v)
 			}
 			return nil
 		})
@@ -333,6 +350,49 @@ func downgrade(t *testing.T, path string, version uint32, missing []byte) {
 		return meta.Put(kSchema, binary.BigEndian.AppendUint32(nil, version))
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A version 3 file holds queue entries one by one, which version 4 reads as
+// they are: the upgrade only sets the version, and later runs sit beside
+// the single entries.
+func TestSchemaUpgradeFromV3(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mllpd.db")
+	s := openTest(t, Options{Path: path})
+	for i := range 3 { // written one at a time: single entries, as version 3 wrote them
+		mustAppend(t, s, msg("LAB", "HOSP", fmt.Sprint(i), "p", Target{"epic", "adt"}))
+		materializeNow(t, s)
+	}
+	closeChecked(t, s)
+	downgrade(t, path, 3, []byte("none"))
+
+	s = openTest(t, Options{Path: path})
+	if v := schemaVersion(t, s); v != SchemaVersion {
+		t.Errorf("version after upgrade = %d, want %d", v, SchemaVersion)
+	}
+	var more []Message
+	for i := range 10 {
+		more = append(more, msg("LAB", "HOSP", fmt.Sprint(10+i), "p", Target{"epic", "adt"}))
+	}
+	mustAppend(t, s, more...)
+	materializeNow(t, s)
+	if err := s.Record(ctx, "epic", 2, Attempt{Outcome: Delivered}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Record(ctx, "epic", 8, Attempt{Outcome: Delivered}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.Pending("epic", 0, MaxPageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, e := range q {
+		ids = append(ids, e.ID)
+	}
+	if want := []uint64{1, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13}; !slices.Equal(ids, want) {
+		t.Errorf("queue after upgrade and marks = %v, want %v", ids, want)
 	}
 }
 

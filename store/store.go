@@ -17,12 +17,15 @@ import (
 
 // SchemaVersion is the layout version this package reads and writes. It is kept
 // in the meta bucket; a file with another version is refused at Open, except
-// versions 1 and 2, which a read-write Open upgrades in place. Version 2 added
+// versions 1 to 3, which a read-write Open upgrades in place. Version 2 added
 // the staged tail (stage.go: a version 1 file has everything indexed) and
 // version 3 its second mark, kQueued (a version 2 file has none: its queue
 // entries are written as far as its control-ID entries). A version 2 mllpd
 // would take a version 3 file's queue entries after kIndexed for unwritten.
-const SchemaVersion = 3
+// Version 4 writes queue entries in runs (queuekeys.go), which a version 3
+// mllpd would misread; a version 3 file, with single entries only, is
+// already a valid version 4 file.
+const SchemaVersion = 4
 
 // DefaultLockTimeout is how long Open waits for the file lock when
 // Options.LockTimeout is zero.
@@ -264,7 +267,7 @@ func (s *Store) initSchema(db *bolt.DB) error {
 			return false, fmt.Errorf("store: open %s: %w: missing schema version", s.path, ErrSchema)
 		}
 		n := binary.BigEndian.Uint32(v)
-		upgrade = n == 1 || n == 2
+		upgrade = n >= 1 && n < SchemaVersion
 		if n != SchemaVersion && !upgrade {
 			return false, fmt.Errorf("store: open %s: %w %d (this mllpd reads %d)", s.path, ErrSchema, n, SchemaVersion)
 		}
