@@ -400,10 +400,10 @@ type entryWriter struct {
 
 // openRun is a run of one queue's entries not yet written.
 type openRun struct {
-	q           *queueRef
-	first, last uint64
-	n           int
-	v           []byte // runMark, first, the entries
+	q    *queueRef
+	last uint64
+	n    int
+	v    []byte // runMark, the first ID, the entries
 }
 
 func (w *entryWriter) put(e *stagedEntry) error {
@@ -420,7 +420,6 @@ func (w *entryWriter) put(e *stagedEntry) error {
 		}
 	}
 	if r.n == 0 {
-		r.first = e.id
 		r.v = make([]byte, 9, 9+maxRun*len(e.value))
 		r.v[0] = runMark
 		binary.BigEndian.PutUint64(r.v[1:], e.id)
