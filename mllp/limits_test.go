@@ -50,6 +50,29 @@ func TestServerPerIPLimit(t *testing.T) {
 	}
 }
 
+// TestRefusalCountedBeforeClose: a refused peer that sees its connection
+// closed finds the refusal already reported, however slow the report (a
+// metrics scrape right after the close counts it).
+func TestRefusalCountedBeforeClose(t *testing.T) {
+	rec := newRecorder()
+	slowReport := func(e Event) {
+		if e.Kind == PerIPLimit {
+			time.Sleep(100 * time.Millisecond)
+		}
+		rec.record(e)
+	}
+	addr := startServer(t, &Server{Handler: ackHandler, MaxConnsPerIP: 1, OnEvent: slowReport})
+	dial(t, addr, "127.0.0.2")
+	rec.wait(t, ConnOpened, 1)
+	refused := dial(t, addr, "127.0.0.2")
+	if got, err := io.ReadAll(refused); len(got) != 0 || err != nil && !isReset(err) {
+		t.Fatalf("second connection from 127.0.0.2 read %q, %v; want closed", got, err)
+	}
+	if n := rec.count(PerIPLimit); n != 1 {
+		t.Errorf("PerIPLimit events when the refused peer saw the close = %d, want 1", n)
+	}
+}
+
 func TestServerAllowList(t *testing.T) {
 	rec := newRecorder()
 	addr := startServer(t, &Server{

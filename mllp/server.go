@@ -253,8 +253,10 @@ func (s *Server) admit(nc net.Conn, log *zap.Logger) *conn {
 		ip = ta.AddrPort().Addr().Unmap()
 	}
 	refuse := func(kind EventKind, msg string) *conn {
-		_ = nc.Close()
+		// Counted before the close, so that a peer seeing the close finds
+		// the refusal in the metrics.
 		s.emit(Event{Kind: kind, RemoteAddr: nc.RemoteAddr()})
+		_ = nc.Close()
 		s.refusals.warn(log, msg, zap.Stringer("peer", nc.RemoteAddr()))
 		return nil
 	}
