@@ -522,9 +522,10 @@ func TestMaterializeMirrorMatchesFile(t *testing.T) {
 	}
 }
 
-// The leader stages entries with addCtrl and addQueue, which encode in place
-// what add would store for the ready-made key and value.
-func TestEntryLogAddersMatchAdd(t *testing.T) {
+// The leader stages entries with addCtrl and addQueue, which encode key
+// and value in place: each must read back what encodeDedupeValue and
+// encodeQueueEntry would have built.
+func TestEntryLogRoundTrip(t *testing.T) {
 	hash := sha256.Sum256([]byte("content"))
 	for _, tc := range []struct {
 		prefix   string
@@ -538,13 +539,22 @@ func TestEntryLogAddersMatchAdd(t *testing.T) {
 		{"c\x01x\x01y", 1 << 40, 1 << 62, "épic", 300, 1_700_000_000_000_000_000, "adt"},
 		{strings.Repeat("k", 300), 7, 9, strings.Repeat("d", 255), 1 << 63, 127, strings.Repeat("r", 128)},
 	} {
-		var got, want entryLog
-		got.addCtrl([]byte(tc.prefix), tc.seq, hash[:], tc.exp)
-		got.addQueue(tc.dest, tc.id, tc.seq, tc.enq, tc.route)
-		want.add(binary.BigEndian.AppendUint64([]byte(tc.prefix), tc.seq), "", 0, encodeDedupeValue(hash[:], tc.exp))
-		want.add(nil, tc.dest, tc.id, encodeQueueEntry(tc.seq, tc.enq, tc.route))
-		if !bytes.Equal(got.b, want.b) {
-			t.Errorf("prefix %.10q, route %.10q: adders wrote\n%x\nwant\n%x", tc.prefix, tc.route, got.b, want.b)
+		var l entryLog
+		l.addCtrl([]byte(tc.prefix), tc.seq, hash[:], tc.exp)
+		l.addQueue(tc.dest, tc.id, tc.seq, tc.enq, tc.route)
+		want := []stagedEntry{
+			{key: binary.BigEndian.AppendUint64([]byte(tc.prefix), tc.seq), dest: []byte{}, value: encodeDedupeValue(hash[:], tc.exp)},
+			{dest: []byte(tc.dest), id: tc.id, value: encodeQueueEntry(tc.seq, tc.enq, tc.route)},
+		}
+		var got []stagedEntry
+		if err := l.each(func(e *stagedEntry) error {
+			got = append(got, stagedEntry{key: bytes.Clone(e.key), dest: bytes.Clone(e.dest), id: e.id, value: bytes.Clone(e.value)})
+			return nil
+		}); err != nil {
+			t.Fatalf("prefix %.10q: %v", tc.prefix, err)
+		}
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(stagedEntry{}), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("prefix %.10q, route %.10q: read back (-want +got):\n%s", tc.prefix, tc.route, diff)
 		}
 	}
 }
